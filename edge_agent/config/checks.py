@@ -1,0 +1,156 @@
+"""Checks across fields and across points: each finding names the exact key it is about."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import Any, NamedTuple
+
+from pydantic import ValidationError
+
+from .models import Config, ModbusPoint, ModbusTcpDevice
+
+Key = tuple[str | int, ...]
+
+
+class Finding(NamedTuple):
+    path: Key
+    message: str
+    also: Key | None = None  # the other place, for duplicates and overlaps
+
+
+def _under(prefix: Key, findings: Iterable[Finding]) -> Iterator[Finding]:
+    for f in findings:
+        also = (*prefix, *f.also) if f.also is not None else None
+        yield Finding((*prefix, *f.path), f.message, also)
+
+
+def check(cfg: Config) -> Iterator[Finding]:
+    m = cfg.mqtt
+    try:
+        formatted = cfg.prefix()
+    except (KeyError, IndexError, ValueError):
+        yield Finding(("mqtt", "topic_prefix"), f"'{m.topic_prefix}': only {{site}} and "
+                      "{gateway} can be replaced in the topic prefix")
+    else:
+        if any(c in formatted for c in "+#\0") or formatted.startswith("/") or formatted.endswith("/"):
+            yield Finding(("mqtt", "topic_prefix"), f"'{m.topic_prefix}': a topic prefix may not "
+                          "contain + or # nor start or end with /")
+    if m.password is not None and m.password_file is not None:
+        yield Finding(("mqtt", "password_file"), "give either password or password_file, not both")
+    if (m.password or m.password_file) and not m.username:
+        yield Finding(("mqtt",), "a password needs a username: add mqtt.username")
+    if m.tls is not None and not m.tls_enabled:
+        yield Finding(("mqtt", "tls"), "TLS settings need an mqtts:// URL: change mqtt.url")
+    if m.tls and (m.tls.cert_file is None) != (m.tls.key_file is None):
+        yield Finding(("mqtt", "tls"), "mutual TLS needs both cert_file and key_file")
+    if m.reconnect_delay > m.reconnect_delay_max:
+        yield Finding(("mqtt", "reconnect_delay"), "must not exceed reconnect_delay_max")
+    yield from check_devices(cfg.devices)
+
+
+def check_devices(devices: list[Any]) -> Iterator[Finding]:
+    """Devices may be validated models or, when the config as a whole did not validate, raw
+    mappings: the checks then run on whatever parts validate, so one run reports everything."""
+    yield from _duplicates([_name(d) for d in devices], "device", "devices")
+    for i, dev in enumerate(devices):
+        if not isinstance(dev, ModbusTcpDevice):
+            try:
+                dev = ModbusTcpDevice.model_validate(dev)
+            except ValidationError:
+                yield from _under(("devices", i), _raw_points(dev))
+                continue
+        yield from _under(("devices", i), _device(dev))
+
+
+def _name(item: Any) -> Any:
+    return item.get("name") if isinstance(item, dict) else getattr(item, "name", None)
+
+
+def _duplicates(names: list[Any], what: str, key: str) -> Iterator[Finding]:
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if not isinstance(name, str):
+            continue
+        if name in seen:
+            yield Finding((key, i, "name"), f"duplicate {what} name '{name}': {what} names must "
+                          "be unique", (key, seen[name], "name"))
+        else:
+            seen[name] = i
+
+
+def _raw_points(dev: Any) -> Iterator[Finding]:
+    points = dev.get("points") if isinstance(dev, dict) else None
+    if not isinstance(points, list):
+        return
+    yield from _duplicates([_name(p) for p in points], "point", "points")
+    valid: list[ModbusPoint] = []
+    for j, raw in enumerate(points):
+        try:
+            pt = ModbusPoint.model_validate(raw)
+        except ValidationError:
+            continue
+        valid.append(pt)
+        yield from _under(("points", j), _point(pt))
+    if len(valid) == len(points):
+        yield from _overlaps(valid)
+
+
+def _device(dev: ModbusTcpDevice) -> Iterator[Finding]:
+    if dev.timeout > dev.poll_interval:
+        yield Finding(("timeout",), f"timeout ({dev.timeout:g}s) is longer than poll_interval "
+                      f"({dev.poll_interval:g}s): lower timeout or raise poll_interval")
+    if dev.reconnect_delay > dev.reconnect_delay_max:
+        yield Finding(("reconnect_delay",), "must not exceed reconnect_delay_max")
+    yield from _duplicates([p.name for p in dev.points], "point", "points")
+    for j, pt in enumerate(dev.points):
+        yield from _under(("points", j), _point(pt))
+    yield from _overlaps(dev.points)
+
+
+def _point(pt: ModbusPoint) -> Iterator[Finding]:
+    bits_table = pt.table in ("coil", "discrete")
+    if bits_table and pt.dtype != "bool":
+        yield Finding(("type",), f"the {pt.table} table holds single bits: use type bool "
+                      "(or leave type out)")
+        return
+    if pt.bit is not None:
+        if pt.dtype != "bool" or bits_table:
+            yield Finding(("bit",), "bit applies to type bool in the holding or input table only")
+        elif pt.bit > 15:
+            yield Finding(("bit",), f"bit {pt.bit} out of range: a register has bits 0 to 15")
+    if pt.dtype == "string" and pt.length is None:
+        yield Finding(("type",), "a string point needs length: the number of characters to read")
+    if pt.dtype != "string" and pt.length is not None:
+        yield Finding(("length",), "length applies to type string only")
+    if pt.scale == 0:
+        yield Finding(("scale",), "scale 0 would make every value 0; use 1 for no scaling")
+    elif pt.dtype in ("bool", "string") and (pt.scale != 1 or pt.offset != 0):
+        yield Finding(("scale" if pt.scale != 1 else "offset",), f"a {pt.dtype} cannot be scaled")
+    if pt.address + pt.width - 1 > 65535:
+        yield Finding(("address",), f"{pt.dtype} at {pt.address} runs past the last address 65535")
+
+
+def _overlaps(points: list[ModbusPoint]) -> Iterator[Finding]:
+    """Two points may share a register only as two different bits of it."""
+    by_table: dict[str, list[tuple[int, int, int, ModbusPoint]]] = {}
+    for j, pt in enumerate(points):
+        if pt.dtype == "string" and pt.length is None:
+            continue
+        by_table.setdefault(pt.table, []).append((pt.address, pt.address + pt.width - 1, j, pt))
+    for table, spans in by_table.items():
+        spans.sort(key=lambda s: (s[0], s[2]))
+        for k, (start, end, j, pt) in enumerate(spans):
+            for start2, end2, j2, pt2 in spans[k + 1 :]:
+                if start2 > end:
+                    break
+                if pt.bit is not None and pt2.bit is not None and pt.bit != pt2.bit:
+                    continue
+                lo, hi = max(start, start2), min(end, end2)
+                span = f"{lo}" if lo == hi else f"{lo}-{hi}"
+                if pt.bit is not None and pt.bit == pt2.bit:
+                    span += f" bit {pt.bit}"
+                first, second = (j, j2) if j < j2 else (j2, j)
+                yield Finding(("points", second, "address"),
+                              f"'{points[second].name}' overlaps '{points[first].name}' at "
+                              f"{table} {span}: fix the address or the type",
+                              ("points", first, "address"))

@@ -1,0 +1,300 @@
+"""Load a config file (and its includes) into a validated `Config`, or a list of problems.
+
+Every problem is reported as FILE:LINE:COL: key.path: message, in the file where the key
+stands (an included file too), so a technician can fix it without reading code.
+"""
+
+from __future__ import annotations
+
+import difflib
+import glob
+import os
+import typing
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from .checks import Finding, check, check_devices
+from .models import Config
+from .yamlpos import Located, Path_, Pos, Problem, dotted, load_located
+
+
+class ConfigError(Exception):
+    """The config cannot be used; `problems` says every reason, each where it stands."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(f"{len(problems)} problem(s) in the configuration")
+        self.problems = problems
+
+
+@dataclass
+class Loaded:
+    config: Config
+    file: Path
+    files: list[Path] = field(default_factory=list)
+    secrets: dict[str, str] = field(default_factory=dict)  # key path -> where it came from
+
+
+@dataclass
+class _Sources:
+    """Maps a path in the merged data back to the file, position and local path it came from."""
+
+    main: Located
+    devices: list[tuple[Located, int]] = field(default_factory=list)
+
+    def locate(self, path: Path_, *, key: bool = False) -> tuple[Pos | None, str]:
+        src, local = self.main, path
+        if len(path) >= 2 and path[0] == "devices" and isinstance(path[1], int):
+            if path[1] < len(self.devices):
+                src, k = self.devices[path[1]]
+                local = ("devices", k, *path[2:])
+        probe = local
+        while True:
+            pos = (src.keys.get(probe) if key else None) or src.values.get(probe)
+            if pos is not None or not probe:
+                return pos, dotted(local)
+            probe = probe[:-1]
+
+
+def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None) -> Loaded:
+    file = Path(path)
+    main = load_located(file, env)
+    problems = list(main.problems)
+    if main.data is None:  # unreadable, or not YAML: nothing more can be checked
+        raise ConfigError(problems)
+    data = main.data
+    if not isinstance(data, dict):
+        raise ConfigError([Problem(main.values.get(()), "", "the config must be a mapping of keys "
+                                   "(gateway:, mqtt:, devices:)")])
+    sources = _Sources(main)
+    devices = data.get("devices", [])
+    if devices is None:
+        devices = data["devices"] = []
+    if isinstance(devices, list):
+        sources.devices = [(main, k) for k in range(len(devices))]
+    files = [file]
+    if isinstance(devices, list):
+        for inc_file in _include_files(data.get("include"), file.parent, main, problems):
+            inc = load_located(inc_file, env)
+            files.append(inc_file)
+            problems.extend(inc.problems)
+            if inc.data is None:
+                continue
+            extra = inc.data.get("devices") if isinstance(inc.data, dict) else None
+            if not isinstance(inc.data, dict) or set(inc.data) - {"devices"} or not isinstance(
+                extra, list
+            ):
+                problems.append(Problem(Pos(str(inc_file), 1, 1), "",
+                                        "an included file holds only a 'devices:' list"))
+                continue
+            sources.devices.extend((inc, k) for k in range(len(extra)))
+            devices.extend(extra)
+
+    mqtt = data.get("mqtt")
+    if isinstance(mqtt, dict) and "password" in mqtt and ("mqtt", "password") not in main.from_env:
+        pos, where = sources.locate(("mqtt", "password"))
+        problems.append(Problem(pos, where, 'a literal password would travel with the config: put '
+                                'it in a file (password_file) or write password: "${MQTT_PASSWORD}"'))
+    _resolve_paths(data, file.parent)
+
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as err:
+        problems.extend(_translate(err, data, sources))
+        if isinstance(data.get("devices"), list):
+            problems.extend(_placed(check_devices(data["devices"]), sources))
+        raise ConfigError(_sorted(problems)) from None
+
+    problems.extend(_placed(check(cfg), sources))
+    cfg, secrets = _read_secrets(cfg, sources, problems)
+    if problems:
+        raise ConfigError(_sorted(problems))
+    return Loaded(cfg, file, files, secrets)
+
+
+def _placed(findings: Iterable[Finding], sources: _Sources) -> Iterator[Problem]:
+    for f in findings:
+        pos, where = sources.locate(f.path)
+        message = f.message
+        if f.also is not None:
+            other, _ = sources.locate(f.also)
+            if other is not None:
+                same = pos is not None and other.file == pos.file
+                message += f" (the other one is at {'line ' if same else other.file + ':'}{other.line})"
+        yield Problem(pos, where, message)
+
+
+def _sorted(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: (p.pos.file, p.pos.line, p.pos.col) if p.pos else ("", 0, 0))
+
+
+def _include_files(spec: Any, base: Path, main: Located, problems: list[Problem]) -> list[Path]:
+    if spec is None:
+        return []
+    patterns = [spec] if isinstance(spec, str) else spec if isinstance(spec, list) else []
+    out: list[Path] = []
+    for i, pattern in enumerate(patterns):
+        if not isinstance(pattern, str):
+            continue  # the model reports the wrong type
+        matches = sorted(glob.glob(str(base / pattern)))
+        if not matches and not glob.has_magic(pattern):
+            path = ("include",) if isinstance(spec, str) else ("include", i)
+            problems.append(Problem(main.values.get(path), dotted(path),
+                                    f"included file {base / pattern} does not exist"))
+        out.extend(Path(m) for m in matches)
+    return out
+
+
+_PATH_KEYS: tuple[Path_, ...] = (
+    ("mqtt", "password_file"), ("mqtt", "tls", "ca_file"), ("mqtt", "tls", "cert_file"),
+    ("mqtt", "tls", "key_file"), ("buffer", "path"),
+)
+
+
+def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+    """Relative file names in the config are relative to the config file, not to the cwd."""
+    for keys in _PATH_KEYS:
+        node: Any = data
+        for k in keys[:-1]:
+            node = node.get(k) if isinstance(node, dict) else None
+        if isinstance(node, dict) and isinstance(node.get(keys[-1]), str):
+            value = os.path.expanduser(node[keys[-1]])
+            node[keys[-1]] = str(base / value) if not os.path.isabs(value) else value
+
+
+def _read_secrets(cfg: Config, sources: _Sources, problems: list[Problem]) -> tuple[Config, dict[str, str]]:
+    secrets: dict[str, str] = {}
+    m = cfg.mqtt
+    if m.password is not None:
+        secrets["mqtt.password"] = "from the environment"
+    for key in ("ca_file", "cert_file", "key_file"):
+        f = getattr(m.tls, key, None) if m.tls else None
+        if f is not None and not f.is_file():
+            pos, where = sources.locate(("mqtt", "tls", key))
+            problems.append(Problem(pos, where, f"file {f} not found: copy it there or fix the path"))
+    if m.password_file is not None:
+        pos, where = sources.locate(("mqtt", "password_file"))
+        try:
+            secret = m.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+        except FileNotFoundError:
+            problems.append(Problem(pos, where, f"secret file {m.password_file} not found: create "
+                                    "it (one line, chmod 600) or fix the path"))
+        except (OSError, UnicodeDecodeError) as err:
+            problems.append(Problem(pos, where, f"cannot read secret file {m.password_file}: "
+                                    f"{getattr(err, 'strerror', None) or err}"))
+        else:
+            if not secret:
+                problems.append(Problem(pos, where, f"secret file {m.password_file} is empty"))
+            secrets["mqtt.password"] = f"from file {m.password_file}"
+            cfg = cfg.model_copy(update={"mqtt": m.model_copy(update={"password": SecretStr(secret)})})
+    return cfg, secrets
+
+
+def _translate(err: ValidationError, data: Any, sources: _Sources) -> list[Problem]:
+    out: list[Problem] = []
+    for e in err.errors(include_url=False):
+        path = _real_path(e["loc"], data)
+        kind = e["type"]
+        if kind == "extra_forbidden":
+            key = str(e["loc"][-1])
+            pos, where = sources.locate(path, key=True)
+            msg = f"unknown key '{key}'"
+            allowed = _fields_at(Config, path[:-1])
+            close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+            msg += f"; did you mean '{close[0]}'?" if close else (
+                f"; allowed here: {', '.join(allowed)}" if allowed else "")
+        elif kind == "missing":
+            pos, where = sources.locate(path)  # the enclosing mapping's position
+            msg = f"missing required key '{e['loc'][-1]}'"
+        else:
+            pos, where = sources.locate(path)
+            msg = _message(e)
+        out.append(Problem(pos, where, msg))
+    return out
+
+
+def _real_path(loc: tuple[Any, ...], data: Any) -> Path_:
+    """The part of a pydantic error location that exists in the data (drops union tags)."""
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+            path.append(part)
+        elif isinstance(node, dict) and part == loc[-1]:
+            path.append(part)  # a missing or unknown key
+            break
+    return tuple(path)
+
+
+def _message(e: Any) -> str:
+    kind, msg, given = e["type"], e["msg"], e.get("input")
+    if kind in ("value_error", "assertion_error"):
+        return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    if kind == "literal_error":
+        expected = [x.strip().strip("'") for x in
+                    e["ctx"]["expected"].replace(" or ", ", ").split(",")]
+        text = f"'{given}' is not one of: {', '.join(expected)}"
+        close = [_SYNONYMS[str(given).lower()]] if str(given).lower() in _SYNONYMS else []
+        close = close or difflib.get_close_matches(str(given), expected, n=1, cutoff=0.5)
+        return text + (f"; did you mean '{close[0]}'?" if close else "")
+    if kind == "string_pattern_mismatch":
+        if "a-z0-9-" in e["ctx"]["pattern"] and "A-Z" not in e["ctx"]["pattern"]:
+            return f"'{given}' is not valid here: use lowercase letters, digits and '-'"
+        return f"'{given}' is not a valid name: use letters, digits, '_', '.' and '-' only"
+    if kind in ("model_type", "dict_type"):
+        return f"expected a mapping of keys here, got {_show(given)}"
+    if kind == "list_type":
+        return f"expected a list (lines starting with '- '), got {_show(given)}"
+    return f"{msg[0].lower()}{msg[1:]}, got {_show(given)}"
+
+
+# What PLC manuals and other gateways call our data types.
+_SYNONYMS = {"float": "float32", "real": "float32", "double": "float64", "lreal": "float64",
+             "int": "int16", "word": "uint16", "dword": "uint32", "dint": "int32", "udint": "uint32",
+             "lint": "int64", "ulint": "uint64", "uint": "uint16", "boolean": "bool", "str": "string",
+             "holding_register": "holding", "input_register": "input", "coils": "coil",
+             "discrete_input": "discrete"}
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing"
+    return repr(value)
+
+
+def _fields_at(model: type[BaseModel], path: Path_) -> list[str]:
+    """Names of the keys allowed at `path` (for did-you-mean), or [] when it is not a model."""
+    current: Any = model
+    for part in path:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        info = current.model_fields.get(part)
+        if info is None:
+            return []
+        current = _model_in(info.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def _model_in(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None

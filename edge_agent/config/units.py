@@ -1,0 +1,43 @@
+"""Human units in the YAML: durations (250ms, 1s, 5m, 1h, 7d) and sizes (512MiB)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import BeforeValidator, WithJsonSchema
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+DURATION_PATTERN = r"^\s*(\d+(\.\d+)?\s*(ms|s|m|h|d)\s*)+$"
+
+
+def parse_duration(value: Any) -> float:
+    """'1h30m' -> 5400.0 seconds. A bare number is refused: is 500 milliseconds or seconds?"""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"expected a duration such as 250ms, 1s, 5m or 1h, got {value!r}")
+    if isinstance(value, int | float):
+        raise ValueError(f"bad duration {value}: add a unit (ms, s, m, h, d), e.g. {value}s")
+    text = value.strip()
+    parts = _DURATION.findall(text)
+    if not parts or _DURATION.sub("", text).strip():
+        raise ValueError(
+            f"bad duration '{value}': write a number and a unit (ms, s, m, h, d), e.g. 250ms, 1s, 5m"
+        )
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 1:
+        return f"{seconds * 1000:g}ms"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds:g}s"
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["250ms", "1s", "5m"]}),
+]

@@ -25,7 +25,9 @@ mosquitto 2.0.11 notes (what the generated config relies on):
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -82,8 +84,17 @@ class _ProcessBroker:
     #: Whether clients may speak MQTT 5 to this broker.
     supports_mqtt5: ClassVar[bool] = True
     _kind: ClassVar[str] = "broker"
+    #: Log text the broker prints once all its listeners are open.  Waiting for
+    #: it as well as for the TCP connect means a stranger that grabbed our port
+    #: (and would answer the connect) cannot make a failed start look ready.
+    _ready_marker: ClassVar[re.Pattern[bytes]] = re.compile(rb"")
 
-    def __init__(self, *, workdir: str | os.PathLike[str] | None = None, start_timeout: float = DEFAULT_START_TIMEOUT):
+    def __init__(
+        self,
+        *,
+        workdir: str | os.PathLike[str] | None = None,
+        start_timeout: float = DEFAULT_START_TIMEOUT,
+    ) -> None:
         if workdir is None:
             self._workdir = Path(tempfile.mkdtemp(prefix=f"edge-test-{self._kind}-"))
             self._owns_workdir = True
@@ -166,7 +177,9 @@ class _ProcessBroker:
             self._started_once = True
             _live_brokers.add(self)
             return self
-        raise BrokerStartError(f"{self._kind}: could not bind free ports after {attempts} attempts\n{self._log_tail()}")
+        raise BrokerStartError(
+            f"{self._kind}: could not bind free ports after {attempts} attempts\n{self._log_tail()}"
+        )
 
     def stop(self, timeout: float = 5.0) -> None:
         """Graceful stop: SIGTERM, wait up to ``timeout``, then SIGKILL."""
@@ -230,7 +243,9 @@ class _ProcessBroker:
         self._prepare()
         self._start_count += 1
         with self._log_path.open("ab") as log:
-            log.write(f"=== tests.support: start #{self._start_count}, ports {self._ready_ports()} ===\n".encode())
+            ports = self._ready_ports()
+            banner = f"=== tests.support: start #{self._start_count}, ports {ports} ==="
+            log.write(banner.encode() + b"\n")
             log.flush()
             offset = log.tell()
             # The child keeps its own copy of the fd; ours closes with the block.
@@ -243,6 +258,7 @@ class _ProcessBroker:
             )
         deadline = time.monotonic() + self._start_timeout
         pending = list(self._ready_ports())
+        announced = False
         while True:
             rc = self._process.poll()
             if rc is not None:
@@ -250,15 +266,24 @@ class _ProcessBroker:
                 new_output = self._log_bytes()[offset:].decode(errors="replace")
                 if not self._started_once and "address already in use" in new_output.lower():
                     raise _PortInUseError
-                raise BrokerStartError(f"{self._kind} exited with status {rc} during start-up\n{self._log_tail()}")
-            pending = [port for port in pending if not port_accepts(LOCALHOST, port)]
-            if not pending:
-                return
+                raise BrokerStartError(
+                    f"{self._kind} exited with status {rc} during start-up\n{self._log_tail()}"
+                )
+            announced = announced or bool(self._ready_marker.search(self._log_bytes()[offset:]))
+            if announced:
+                pending = [port for port in pending if not port_accepts(LOCALHOST, port)]
+                if not pending:
+                    return
             if time.monotonic() >= deadline:
                 self.kill()
+                waiting_for = (
+                    f"accept connections on {LOCALHOST}:{pending}"
+                    if announced
+                    else f"log {self._ready_marker.pattern.decode()!r}"
+                )
                 raise BrokerStartError(
-                    f"{self._kind} did not accept connections on {LOCALHOST}:{pending} within "
-                    f"{self._start_timeout:.0f} s\n{self._log_tail()}"
+                    f"{self._kind} did not {waiting_for} within {self._start_timeout:g} s\n"
+                    f"{self._log_tail()}"
                 )
             time.sleep(_POLL_INTERVAL)
 
@@ -276,6 +301,7 @@ class Broker(_ProcessBroker):
 
     supports_mqtt5 = True
     _kind = "mosquitto"
+    _ready_marker = re.compile(rb"mosquitto version \S+ running")
 
     def __init__(
         self,
@@ -377,7 +403,7 @@ class Broker(_ProcessBroker):
         if self.users:
             self._write_password_file(self._workdir / "passwd", self.users)
         if self.acl is not None:
-            (self._workdir / "acl").write_text(self.acl if self.acl.endswith("\n") else self.acl + "\n")
+            (self._workdir / "acl").write_text(self.acl.rstrip("\n") + "\n")
         self.config_path.write_text(self.config_text())
 
     @staticmethod
@@ -395,14 +421,13 @@ class Broker(_ProcessBroker):
                 check=False,
             )
             if result.returncode != 0:
-                raise BrokerStartError(
-                    f"mosquitto_passwd failed for user {user!r}: {result.stdout}{result.stderr}".strip()
-                )
+                output = (result.stdout + result.stderr).strip()
+                raise BrokerStartError(f"mosquitto_passwd failed for user {user!r}: {output}")
 
 
 # Run by EmbeddedBroker as `python <script> PORT`.  Kept as text so the broker
 # lives in its own interpreter (killable) without shipping another module.
-_AMQTT_RUNNER = '''\
+_AMQTT_RUNNER = """\
 import asyncio
 import logging
 import signal
@@ -432,7 +457,7 @@ if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, stream=sys.stdout,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     asyncio.run(main(int(sys.argv[1])))
-'''
+"""
 
 
 class EmbeddedBroker(_ProcessBroker):
@@ -445,15 +470,12 @@ class EmbeddedBroker(_ProcessBroker):
 
     supports_mqtt5 = False
     _kind = "amqtt"
+    _ready_marker = re.compile(rb"amqtt broker listening")
 
     @staticmethod
     def available() -> bool:
-        """True when amqtt can be imported by this interpreter."""
-        try:
-            import amqtt.broker  # noqa: F401
-        except Exception:  # amqtt raises more than ImportError on broken installs
-            return False
-        return True
+        """True when amqtt is installed for this interpreter (the runner uses it too)."""
+        return importlib.util.find_spec("amqtt") is not None
 
     def _prepare(self) -> None:
         (self._workdir / "amqtt_runner.py").write_text(_AMQTT_RUNNER)

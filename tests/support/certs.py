@@ -69,8 +69,10 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
-def _builder(subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey) -> x509.CertificateBuilder:
-    now = dt.datetime.now(dt.timezone.utc)
+def _builder(
+    subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurvePublicKey
+) -> x509.CertificateBuilder:
+    now = dt.datetime.now(dt.UTC)
     return (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -81,6 +83,10 @@ def _builder(subject: x509.Name, issuer: x509.Name, public_key: ec.EllipticCurve
         .not_valid_after(now + _LIFETIME)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
     )
+
+
+def _authority_key_id(issuer_key: ec.EllipticCurvePrivateKey) -> x509.AuthorityKeyIdentifier:
+    return x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key())
 
 
 def _make_ca(common_name: str) -> tuple[_Issuer, x509.Certificate]:
@@ -103,7 +109,7 @@ def _make_ca(common_name: str) -> tuple[_Issuer, x509.Certificate]:
             ),
             critical=True,
         )
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
+        .add_extension(_authority_key_id(key), critical=False)
         .sign(key, hashes.SHA256())
     )
     return _Issuer(name, key), cert
@@ -134,7 +140,7 @@ def _make_leaf(
             critical=True,
         )
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.key.public_key()), critical=False)
+        .add_extension(_authority_key_id(issuer.key), critical=False)
     )
     if san:
         builder = builder.add_extension(x509.SubjectAlternativeName(san), critical=False)
@@ -173,8 +179,9 @@ def make_test_pki(directory: str | os.PathLike[str]) -> CertBundle:
         ExtendedKeyUsageOID.SERVER_AUTH,
         san=[x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))],
     )
-    client_key, client_cert = _make_leaf(ca, "edge-test-client", ExtendedKeyUsageOID.CLIENT_AUTH)
-    rogue_key, rogue_cert = _make_leaf(wrong_ca, "edge-test-rogue-client", ExtendedKeyUsageOID.CLIENT_AUTH)
+    client_auth = ExtendedKeyUsageOID.CLIENT_AUTH
+    client_key, client_cert = _make_leaf(ca, "edge-test-client", client_auth)
+    rogue_key, rogue_cert = _make_leaf(wrong_ca, "edge-test-rogue-client", client_auth)
 
     _write_key(out / "ca.key", ca.key)
     return CertBundle(

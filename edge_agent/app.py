@@ -1,0 +1,167 @@
+"""Composition root: builds the stages, runs them in one TaskGroup, handles signals.
+
+Data flow (one way):
+
+    DeviceRunner(driver) --Batch--> Pipeline --Message--> SqliteBuffer --rows--> MqttPublisher
+       one task per device          seq, JSON             group commit,          delete on PUBACK
+                                                          own thread
+
+Start order is sinks first (buffer, publisher), sources last (runners); stop is the reverse:
+runners stop, the buffer commits what is queued, the publisher drains it to the broker while
+time allows, says offline, and the buffer closes. Whatever could not be sent stays buffered.
+
+Signals: SIGTERM/SIGINT stop within 5 s, exit 0. SIGHUP reloads the config; an invalid new
+config is logged problem by problem and the running one stays.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+
+from . import __version__, sdnotify
+from .backoff import Backoff
+from .buffer import SqliteBuffer
+from .config import ConfigError, Loaded, load_config
+from .config.models import Config
+from .drivers.registry import make_driver
+from .meta import meta_messages
+from .pipeline import Pipeline
+from .publisher import MqttPublisher
+from .runner import DeviceRunner
+
+log = logging.getLogger("edge_agent")
+
+STOP_BUDGET = 4.5  # seconds from SIGTERM to exit, under systemd's and the contract's 5 s
+
+
+class Agent:
+    def __init__(self, loaded: Loaded) -> None:
+        self.loaded = loaded
+        self.cfg: Config = loaded.config
+        self.buffer = SqliteBuffer(self.cfg.buffer.path, sync=self.cfg.buffer.sync,
+                                   flush_interval=self.cfg.buffer.flush_interval,
+                                   flush_messages=self.cfg.buffer.flush_messages)
+        self.runners: dict[str, DeviceRunner] = {}
+        self._runner_tasks: dict[str, asyncio.Task[None]] = {}
+        self._events: asyncio.Queue[str] = asyncio.Queue()
+        self.publisher: MqttPublisher | None = None
+        self.pipeline: Pipeline | None = None
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig, event in ((signal.SIGTERM, "stop"), (signal.SIGINT, "stop"),
+                           (signal.SIGHUP, "reload")):
+            loop.add_signal_handler(sig, self._events.put_nowait, event)
+        await self.buffer.open()
+        self.pipeline = Pipeline(self.cfg.prefix(), self.cfg.mqtt.qos, self.buffer.put,
+                                 self.buffer.last_seqs())
+        async with asyncio.TaskGroup() as tg:
+            self._tg = tg
+            pub_task = self._start_publisher()
+            self._start_runners()
+            watchdog = tg.create_task(self._watchdog())
+            sdnotify.notify("READY=1")
+            log.info("edge-agent %s running: %d devices, publishing to %s", __version__,
+                     len(self.cfg.devices), self.cfg.prefix())
+            while (event := await self._events.get()) != "stop":
+                pub_task = await self._reload(pub_task)
+            sdnotify.notify("STOPPING=1")
+            log.info("stopping")
+            deadline = time.monotonic() + STOP_BUDGET
+            await self._stop_runners()
+            watchdog.cancel()
+            await self._stop_publisher(pub_task, deadline)
+        await self.buffer.close()
+        log.info("stopped; %d messages remain buffered", self.buffer.stats.depth)
+        return 0
+
+    def _start_publisher(self) -> asyncio.Task[None]:
+        cfg = self.cfg
+        self.publisher = MqttPublisher(cfg.mqtt, cfg.client_id, cfg.prefix(), self.buffer,
+                                       version=__version__,
+                                       state_messages=lambda: meta_messages(self.cfg))
+        return self._tg.create_task(self.publisher.run(), name="publisher")
+
+    async def _stop_publisher(self, task: asyncio.Task[None], deadline: float) -> None:
+        assert self.publisher is not None
+        remaining = deadline - time.monotonic() - 0.5
+        if remaining > 0 and not await self.publisher.drain(remaining):
+            log.warning("stopping before the broker took everything: the rest stays buffered")
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await self.publisher.close(timeout=max(0.1, deadline - time.monotonic()))
+
+    def _start_runners(self) -> None:
+        assert self.pipeline is not None
+        for dev in self.cfg.devices:
+            runner = DeviceRunner(
+                dev.name, make_driver(dev), [p.name for p in dev.points],
+                interval=dev.poll_interval, emit=self.pipeline.emit,
+                backoff=Backoff(dev.reconnect_delay, dev.reconnect_delay_max))
+            self.runners[dev.name] = runner
+            self._runner_tasks[dev.name] = self._tg.create_task(runner.run(), name=dev.name)
+
+    async def _stop_runners(self) -> None:
+        tasks = list(self._runner_tasks.values())
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._runner_tasks.clear()
+        self.runners.clear()
+
+    async def _reload(self, pub_task: asyncio.Task[None]) -> asyncio.Task[None]:
+        sdnotify.notify("RELOADING=1")
+        try:
+            loaded = load_config(self.loaded.file)
+        except ConfigError as err:
+            for problem in err.problems:
+                log.error("reload refused: %s", problem)
+            log.error("reload refused: %d problem(s); the running configuration stays",
+                      len(err.problems))
+            sdnotify.notify("READY=1")
+            return pub_task
+        old, new = self.cfg, loaded.config
+        if new.buffer != old.buffer:
+            log.warning("reload: buffer settings change only at restart; keeping %s",
+                        old.buffer.path)
+            new = new.model_copy(update={"buffer": old.buffer})
+        await self._stop_runners()
+        self.loaded, self.cfg = loaded, new
+        assert self.pipeline is not None and self.publisher is not None
+        self.pipeline.prefix, self.pipeline.qos = new.prefix(), new.mqtt.qos
+        if (new.mqtt, new.gateway, new.client_id) != (old.mqtt, old.gateway, old.client_id):
+            await self._stop_publisher(pub_task, time.monotonic() + 2)
+            pub_task = self._start_publisher()
+        else:
+            await self.publisher.republish_state()
+        self._start_runners()
+        log.info("reloaded: %d devices", len(new.devices))
+        sdnotify.notify("READY=1")
+        return pub_task
+
+    async def _watchdog(self) -> None:
+        interval = sdnotify.watchdog_interval()
+        if interval is None:
+            return
+        while True:
+            sdnotify.notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # pymodbus logs every failed request; the runner logs the transitions that matter.
+    if level != "debug":
+        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+
+
+async def run_agent(path: str) -> int:
+    loaded = load_config(path)
+    configure_logging(loaded.config.log_level)
+    return await Agent(loaded).run()

@@ -1,0 +1,61 @@
+"""`edge-agent read`: poll each device once and print a table, for commissioning a device."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from .config.models import Config
+from .drivers.base import DeviceUnavailable
+from .drivers.registry import make_driver
+from .readings import Quality, Reading
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def render(device: str, header: str, readings: list[Reading], units: dict[str, str]) -> str:
+    rows = [("POINT", "VALUE", "UNIT", "QUALITY", "RAW")]
+    for r in readings:
+        q = r.quality.value if r.quality is Quality.GOOD else f"{r.quality.value} ({r.error})"
+        raw = " ".join(f"{x:04X}" if x > 1 or len(r.raw or ()) > 1 else str(x)
+                       for x in r.raw) if r.raw else ""
+        rows.append((r.point, _fmt(r.value), units.get(r.point, ""), q, raw))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = [f"{device}  {header}"]
+    for row in rows:
+        lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True))
+                     + "  " + row[4])
+    return "\n".join(lines)
+
+
+async def read_devices(cfg: Config, only: str | None) -> int:
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    worst = 0
+    for dev in cfg.devices:
+        if only and dev.name != only:
+            continue
+        driver = make_driver(dev, keep_raw=True)
+        units = {p.name: p.unit or "" for p in dev.points}
+        started = time.monotonic()
+        try:
+            await driver.connect()
+            readings = await driver.poll()
+        except DeviceUnavailable as err:
+            print(f"{dev.name}  {dev.host}:{dev.port}: {err.code}: {err}\n")
+            worst = 1
+            continue
+        finally:
+            await driver.close()
+        took = (time.monotonic() - started) * 1000
+        order = {p.name: i for i, p in enumerate(dev.points)}
+        readings.sort(key=lambda r: order.get(r.point, 0))
+        print(render(dev.name, f"({driver.describe()}; {took:.0f} ms)", readings, units) + "\n")
+        if any(r.quality is not Quality.GOOD for r in readings):
+            worst = 1
+    return worst

@@ -1,0 +1,1 @@
+"""Protocol drivers. Each knows its protocol and nothing of MQTT, buffers or scheduling."""

@@ -1,0 +1,1 @@
+"""Modbus TCP: plan.py (which requests), decode.py (registers -> values), driver.py (I/O)."""

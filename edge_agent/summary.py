@@ -1,0 +1,42 @@
+"""The one-screen summary `edge-agent check` prints. Never shows a secret's value."""
+
+from __future__ import annotations
+
+from .config import Loaded
+from .config.units import format_duration
+from .drivers.modbus.plan import plan
+
+
+def summary(loaded: Loaded) -> str:
+    cfg = loaded.config
+    m = cfg.mqtt
+    prefix = cfg.prefix()
+    files = len(loaded.files)
+    lines = [f"{loaded.file}: OK" + (f" ({files} files)" if files > 1 else ""),
+             f"gateway  {cfg.gateway.id} at site {cfg.gateway.site}"]
+    auth = "anonymous"
+    if m.username:
+        auth = f"user {m.username}"
+        if "mqtt.password" in loaded.secrets:
+            auth += f", password {loaded.secrets['mqtt.password']}"
+    tls = "TLS off"
+    if m.tls_enabled:
+        tls = "TLS on, " + (f"CA {m.tls.ca_file}" if m.tls and m.tls.ca_file else "system CAs")
+        if m.tls and m.tls.cert_file:
+            tls += f", client cert {m.tls.cert_file}"
+    lines.append(f"mqtt     {m.url}  MQTT {m.protocol}, QoS {m.qos}, client id {cfg.client_id}, "
+                 f"{auth}, {tls}")
+    lines.append(f"buffer   {cfg.buffer.path} (sync {cfg.buffer.sync})")
+    total_points = sum(len(d.points) for d in cfg.devices)
+    lines.append(f"devices  {len(cfg.devices)}, points {total_points}")
+    width = max((len(d.name) for d in cfg.devices), default=0)
+    for d in cfg.devices:
+        blocks = plan(d.points, d.max_gap, d.max_registers, d.max_bits)
+        lines.append(f"  {d.name:<{width}}  {d.protocol} {d.host}:{d.port} unit {d.unit_id}, "
+                     f"every {format_duration(d.poll_interval)}, {len(d.points)} points in "
+                     f"{len(blocks)} request{'s' if len(blocks) != 1 else ''}")
+    lines.append("topics")
+    lines.append(f"  {prefix}/status  (retained, last will)")
+    lines.append(f"  {prefix}/meta/<device>  (retained)")
+    lines.extend(f"  {prefix}/{d.name}/telemetry" for d in cfg.devices)
+    return "\n".join(lines)

@@ -33,10 +33,14 @@ def summary(loaded: Loaded) -> str:
     for d in cfg.devices:
         blocks = plan(d.points, d.max_gap, d.max_registers, d.max_bits)
         lines.append(f"  {d.name:<{width}}  {d.protocol} {d.host}:{d.port} unit {d.unit_id}, "
-                     f"every {format_duration(d.poll_interval)}, {len(d.points)} points in "
-                     f"{len(blocks)} request{'s' if len(blocks) != 1 else ''}")
+                     f"every {format_duration(d.poll_interval)}, {_n(len(d.points), 'point')} in "
+                     f"{_n(len(blocks), 'request')}")
     lines.append("topics")
     lines.append(f"  {prefix}/status  (retained, last will)")
     lines.append(f"  {prefix}/meta/<device>  (retained)")
     lines.extend(f"  {prefix}/{d.name}/telemetry" for d in cfg.devices)
     return "\n".join(lines)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -189,7 +189,13 @@ def _read_secrets(cfg: Config, sources: _Sources, problems: list[Problem]) -> tu
             if not secret:
                 problems.append(Problem(pos, where, f"secret file {m.password_file} is empty"))
             secrets["mqtt.password"] = f"from file {m.password_file}"
-            cfg = cfg.model_copy(update={"mqtt": m.model_copy(update={"password": SecretStr(secret)})})
+            mqtt = m.model_copy(update={"password": SecretStr(secret)})
+            cfg = cfg.model_copy(update={"mqtt": mqtt})
+    elif (m.password is not None and not m.password.get_secret_value()
+          and not any(p.path == "mqtt.password" for p in problems)):
+        pos, where = sources.locate(("mqtt", "password"))
+        problems.append(Problem(pos, where, "the password is empty: set the environment "
+                                "variable, or leave username and password out"))
     return cfg, secrets
 
 
@@ -250,6 +256,8 @@ def _message(e: Any) -> str:
         return f"'{given}' is not a valid name: use letters, digits, '_', '.' and '-' only"
     if kind in ("model_type", "dict_type"):
         return f"expected a mapping of keys here, got {_show(given)}"
+    if kind == "too_short":
+        return f"needs at least {e['ctx']['min_length']} item(s); this one is empty"
     if kind == "list_type":
         return f"expected a list (lines starting with '- '), got {_show(given)}"
     return f"{msg[0].lower()}{msg[1:]}, got {_show(given)}"

@@ -50,6 +50,16 @@ class Located:
     problems: list[Problem]
 
 
+def _hint(problem: str) -> str:
+    if "block end" in problem or "mapping values are not allowed" in problem or (
+            "expected" in problem and "indentation" not in problem):
+        return (" (check the indentation of this line against the lines above: keys of one "
+                "mapping, and the '- ' of one list, must line up; and put a space after each ':')")
+    if "tab" in problem:
+        return " (YAML does not allow tabs for indentation: use spaces)"
+    return ""
+
+
 def dotted(path: Path_) -> str:
     out = ""
     for part in path:
@@ -77,7 +87,7 @@ def load_located(file: Path, env: dict[str, str] | None = None) -> Located:
         mark = err.problem_mark or err.context_mark
         pos = Pos(name, mark.line + 1, mark.column + 1) if mark else None
         what = (err.problem or err.context or "invalid YAML").strip()
-        loc.problems.append(Problem(pos, "", f"YAML syntax: {what}"))
+        loc.problems.append(Problem(pos, "", f"YAML syntax: {what}{_hint(what)}"))
         return loc
     except yaml.YAMLError as err:
         loc.problems.append(Problem(Pos(name, 1, 1), "", f"YAML syntax: {err}"))

@@ -42,9 +42,12 @@ class Agent:
     def __init__(self, loaded: Loaded) -> None:
         self.loaded = loaded
         self.cfg: Config = loaded.config
-        self.buffer = SqliteBuffer(self.cfg.buffer.path, sync=self.cfg.buffer.sync,
-                                   flush_interval=self.cfg.buffer.flush_interval,
-                                   flush_messages=self.cfg.buffer.flush_messages)
+        self.buffer = SqliteBuffer(
+            self.cfg.buffer.path,
+            sync=self.cfg.buffer.sync,
+            flush_interval=self.cfg.buffer.flush_interval,
+            flush_messages=self.cfg.buffer.flush_messages,
+        )
         self.runners: dict[str, DeviceRunner] = {}
         self._runner_tasks: dict[str, asyncio.Task[None]] = {}
         self._events: asyncio.Queue[str] = asyncio.Queue()
@@ -53,20 +56,28 @@ class Agent:
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
-        for sig, event in ((signal.SIGTERM, "stop"), (signal.SIGINT, "stop"),
-                           (signal.SIGHUP, "reload")):
+        for sig, event in (
+            (signal.SIGTERM, "stop"),
+            (signal.SIGINT, "stop"),
+            (signal.SIGHUP, "reload"),
+        ):
             loop.add_signal_handler(sig, self._events.put_nowait, event)
         await self.buffer.open()
-        self.pipeline = Pipeline(self.cfg.prefix(), self.cfg.mqtt.qos, self.buffer.put,
-                                 self.buffer.last_seqs())
+        self.pipeline = Pipeline(
+            self.cfg.prefix(), self.cfg.mqtt.qos, self.buffer.put, self.buffer.last_seqs()
+        )
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
             pub_task = self._start_publisher()
             self._start_runners()
             watchdog = tg.create_task(self._watchdog())
             sdnotify.notify("READY=1")
-            log.info("edge-agent %s running: %d devices, publishing to %s", __version__,
-                     len(self.cfg.devices), self.cfg.prefix())
+            log.info(
+                "edge-agent %s running: %d devices, publishing to %s",
+                __version__,
+                len(self.cfg.devices),
+                self.cfg.prefix(),
+            )
             while (event := await self._events.get()) != "stop":
                 pub_task = await self._reload(pub_task)
             sdnotify.notify("STOPPING=1")
@@ -81,9 +92,14 @@ class Agent:
 
     def _start_publisher(self) -> asyncio.Task[None]:
         cfg = self.cfg
-        self.publisher = MqttPublisher(cfg.mqtt, cfg.client_id, cfg.prefix(), self.buffer,
-                                       version=__version__,
-                                       state_messages=lambda: meta_messages(self.cfg))
+        self.publisher = MqttPublisher(
+            cfg.mqtt,
+            cfg.client_id,
+            cfg.prefix(),
+            self.buffer,
+            version=__version__,
+            state_messages=lambda: meta_messages(self.cfg),
+        )
         return self._tg.create_task(self.publisher.run(), name="publisher")
 
     async def _stop_publisher(self, task: asyncio.Task[None], deadline: float) -> None:
@@ -100,9 +116,13 @@ class Agent:
         assert self.pipeline is not None
         for dev in self.cfg.devices:
             runner = DeviceRunner(
-                dev.name, make_driver(dev), [p.name for p in dev.points],
-                interval=dev.poll_interval, emit=self.pipeline.emit,
-                backoff=Backoff(dev.reconnect_delay, dev.reconnect_delay_max))
+                dev.name,
+                make_driver(dev),
+                [p.name for p in dev.points],
+                interval=dev.poll_interval,
+                emit=self.pipeline.emit,
+                backoff=Backoff(dev.reconnect_delay, dev.reconnect_delay_max),
+            )
             self.runners[dev.name] = runner
             self._runner_tasks[dev.name] = self._tg.create_task(runner.run(), name=dev.name)
 
@@ -121,18 +141,21 @@ class Agent:
         except ConfigError as err:
             for problem in err.problems:
                 log.error("reload refused: %s", problem)
-            log.error("reload refused: %d problem(s); the running configuration stays",
-                      len(err.problems))
+            log.error(
+                "reload refused: %d problem(s); the running configuration stays", len(err.problems)
+            )
             sdnotify.notify("READY=1")
             return pub_task
         old, new = self.cfg, loaded.config
         if new.buffer != old.buffer:
-            log.warning("reload: buffer settings change only at restart; keeping %s",
-                        old.buffer.path)
+            log.warning(
+                "reload: buffer settings change only at restart; keeping %s", old.buffer.path
+            )
             new = new.model_copy(update={"buffer": old.buffer})
         await self._stop_runners()
         self.loaded, self.cfg = loaded, new
-        assert self.pipeline is not None and self.publisher is not None
+        assert self.pipeline is not None
+        assert self.publisher is not None
         self.pipeline.prefix, self.pipeline.qos = new.prefix(), new.mqtt.qos
         if (new.mqtt, new.gateway, new.client_id) != (old.mqtt, old.gateway, old.client_id):
             await self._stop_publisher(pub_task, time.monotonic() + 2)
@@ -154,8 +177,9 @@ class Agent:
 
 
 def configure_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     # pymodbus logs every failed request; the runner logs the transitions that matter.
     if level != "debug":
         logging.getLogger("pymodbus").setLevel(logging.CRITICAL)

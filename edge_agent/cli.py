@@ -54,8 +54,10 @@ def cmd_read(args: argparse.Namespace) -> int:
     loaded = _load(args.config)
     names = [d.name for d in loaded.config.devices]
     if args.device and args.device not in names:
-        print(f"{args.config}: no device named '{args.device}'; devices: {', '.join(names)}",
-              file=sys.stderr)
+        print(
+            f"{args.config}: no device named '{args.device}'; devices: {', '.join(names)}",
+            file=sys.stderr,
+        )
         return 2
     return _run_async(read_devices(loaded.config, args.device))
 
@@ -83,7 +85,8 @@ def _run_async(coro: object) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="edge-agent",
-        description="Poll industrial devices, buffer every reading, publish them over MQTT.")
+        description="Poll industrial devices, buffer every reading, publish them over MQTT.",
+    )
     parser.add_argument("--version", action="version", version=f"edge-agent {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("run", help="run the agent (the daemon's entry point)")

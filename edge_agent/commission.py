@@ -23,14 +23,21 @@ def render(device: str, header: str, readings: list[Reading], units: dict[str, s
     rows = [("POINT", "VALUE", "UNIT", "QUALITY", "RAW")]
     for r in readings:
         q = r.quality.value if r.quality is Quality.GOOD else f"{r.quality.value} ({r.error})"
-        raw = " ".join(f"{x:04X}" if x > 1 or len(r.raw or ()) > 1 else str(x)
-                       for x in r.raw) if r.raw else ""
+        raw = (
+            " ".join(f"{x:04X}" if x > 1 or len(r.raw or ()) > 1 else str(x) for x in r.raw)
+            if r.raw
+            else ""
+        )
         rows.append((r.point, _fmt(r.value), units.get(r.point, ""), q, raw))
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = [f"{device}  {header}"]
     for row in rows:
-        lines.append("  " + "  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True))
-                     + "  " + row[4])
+        lines.append(
+            "  "
+            + "  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True))
+            + "  "
+            + row[4]
+        )
     return "\n".join(lines)
 
 

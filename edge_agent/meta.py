@@ -14,16 +14,27 @@ def meta_messages(cfg: Config) -> list[Message]:
     for dev in cfg.devices:
         points = []
         for p in dev.points:
-            item: dict[str, object] = {"name": p.name, "type": p.dtype, "table": p.table,
-                                       "address": p.address}
+            item: dict[str, object] = {
+                "name": p.name,
+                "type": p.dtype,
+                "table": p.table,
+                "address": p.address,
+            }
             for key in ("bit", "length", "unit", "description"):
                 if getattr(p, key) is not None:
                     item[key] = getattr(p, key)
             if p.scale != 1 or p.offset != 0:
                 item.update(scale=p.scale, offset=p.offset)
             points.append(item)
-        payload = orjson.dumps({"device": dev.name, "protocol": dev.protocol, "ts": now_ms(),
-                                "poll_interval_ms": round(dev.poll_interval * 1000),
-                                "description": dev.description, "points": points})
+        payload = orjson.dumps(
+            {
+                "device": dev.name,
+                "protocol": dev.protocol,
+                "ts": now_ms(),
+                "poll_interval_ms": round(dev.poll_interval * 1000),
+                "description": dev.description,
+                "points": points,
+            }
+        )
         out.append(Message(f"{prefix}/meta/{dev.name}", payload, 1, dev.name, retain=True))
     return out

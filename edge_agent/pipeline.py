@@ -18,8 +18,9 @@ def reading_json(r: Reading) -> dict[str, object]:
 class Pipeline:
     """Numbers each device's messages (`seq`, +1 each, never reused) and hands them on."""
 
-    def __init__(self, prefix: str, qos: int, sink: Callable[[Message], None],
-                 last_seqs: dict[str, int]) -> None:
+    def __init__(
+        self, prefix: str, qos: int, sink: Callable[[Message], None], last_seqs: dict[str, int]
+    ) -> None:
         self.prefix = prefix
         self.qos = qos
         self.sink = sink
@@ -28,9 +29,14 @@ class Pipeline:
     def emit(self, batch: Batch) -> None:
         seq = self._seqs.get(batch.device, 0) + 1
         self._seqs[batch.device] = seq
-        payload = orjson.dumps({
-            "device": batch.device, "seq": seq, "ts": batch.ts_ms,
-            "readings": [reading_json(r) for r in batch.readings],
-        })
-        self.sink(Message(f"{self.prefix}/{batch.device}/telemetry", payload, self.qos,
-                          batch.device, seq))
+        payload = orjson.dumps(
+            {
+                "device": batch.device,
+                "seq": seq,
+                "ts": batch.ts_ms,
+                "readings": [reading_json(r) for r in batch.readings],
+            }
+        )
+        self.sink(
+            Message(f"{self.prefix}/{batch.device}/telemetry", payload, self.qos, batch.device, seq)
+        )

@@ -26,8 +26,8 @@ from typing import Any
 import orjson
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from .backoff import Backoff
@@ -51,8 +51,16 @@ def status_payload(state: str, version: str) -> bytes:
 
 
 class MqttPublisher:
-    def __init__(self, cfg: Mqtt, client_id: str, prefix: str, buffer: SqliteBuffer, *,
-                 version: str, state_messages: Callable[[], list[Message]] = list) -> None:
+    def __init__(
+        self,
+        cfg: Mqtt,
+        client_id: str,
+        prefix: str,
+        buffer: SqliteBuffer,
+        *,
+        version: str,
+        state_messages: Callable[[], list[Message]] = list,
+    ) -> None:
         self.cfg = cfg
         self.client_id = client_id
         self.prefix = prefix
@@ -83,8 +91,10 @@ class MqttPublisher:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         if self.cfg.protocol == "3.1.1":
-            log.warning("MQTT 3.1.1: the broker acknowledges refused publishes as success, so "
-                        "refusals (e.g. not authorized) cannot be detected; use protocol: 5")
+            log.warning(
+                "MQTT 3.1.1: the broker acknowledges refused publishes as success, so "
+                "refusals (e.g. not authorized) cannot be detected; use protocol: 5"
+            )
         backoff = Backoff(self.cfg.reconnect_delay, self.cfg.reconnect_delay_max)
         while True:
             try:
@@ -106,9 +116,9 @@ class MqttPublisher:
         end = time.monotonic() + timeout
         await self.buffer.flush()
         while time.monotonic() < end:
-            if self.connected and not self._inflight:
-                if not await self.buffer.fetch(self._cursor, 1):
-                    return True
+            idle = self.connected and not self._inflight
+            if idle and not await self.buffer.fetch(self._cursor, 1):
+                return True
             await asyncio.sleep(0.02)
         return False
 
@@ -117,9 +127,17 @@ class MqttPublisher:
         client = self._client
         if client is not None and self.connected:
             with contextlib.suppress(TimeoutError, ConnectFailed):
-                await asyncio.wait_for(self._publish_state(
-                    Message(self.status_topic, status_payload("offline", self.version), 1,
-                            retain=True)), timeout)
+                await asyncio.wait_for(
+                    self._publish_state(
+                        Message(
+                            self.status_topic,
+                            status_payload("offline", self.version),
+                            1,
+                            retain=True,
+                        )
+                    ),
+                    timeout,
+                )
             client.disconnect()
             self._flush_writes(client)
         self._teardown()
@@ -136,9 +154,12 @@ class MqttPublisher:
         cfg = self.cfg
         v5 = cfg.protocol == "5"
         client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=self.client_id,
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
             protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
-            clean_session=None if v5 else True, reconnect_on_failure=False)
+            clean_session=None if v5 else True,
+            reconnect_on_failure=False,
+        )
         client.connect_timeout = max(cfg.keepalive, 5.0)
         client.max_inflight_messages_set(cfg.inflight)
         client.max_queued_messages_set(cfg.inflight)
@@ -151,9 +172,12 @@ class MqttPublisher:
                 ca_certs=str(tls.ca_file) if tls and tls.ca_file else None,
                 certfile=str(tls.cert_file) if tls and tls.cert_file else None,
                 keyfile=str(tls.key_file) if tls and tls.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
-        client.will_set(self.status_topic, status_payload("offline", self.version), qos=1,
-                        retain=True)
+                cert_reqs=ssl.CERT_REQUIRED,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+        client.will_set(
+            self.status_topic, status_payload("offline", self.version), qos=1, retain=True
+        )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
@@ -181,27 +205,40 @@ class MqttPublisher:
             raise
 
     async def _handshake(self, client: paho.Client, props: Properties | None) -> None:
-        assert self._loop is not None and self._connack is not None
+        assert self._loop is not None
+        assert self._connack is not None
         cfg = self.cfg
         where = f"{cfg.host}:{cfg.port}"
         try:
             # connect() resolves, opens TCP and does the TLS handshake: blocking, so off-loop.
             await self._loop.run_in_executor(
-                None, lambda: client.connect(cfg.host, cfg.port, keepalive=int(cfg.keepalive),
-                                             clean_start=True, properties=props))
+                None,
+                lambda: client.connect(
+                    cfg.host,
+                    cfg.port,
+                    keepalive=int(cfg.keepalive),
+                    clean_start=True,
+                    properties=props,
+                ),
+            )
         except ssl.SSLCertVerificationError as err:
-            raise ConnectFailed(f"TLS: broker {where} certificate not trusted "
-                                f"({err.verify_message}): check mqtt.tls.ca_file") from err
+            raise ConnectFailed(
+                f"TLS: broker {where} certificate not trusted "
+                f"({err.verify_message}): check mqtt.tls.ca_file"
+            ) from err
         except (OSError, ValueError) as err:
             raise ConnectFailed(f"cannot connect to {where}: {err}") from err
         self._flush_writes(client)
         try:
             rc = await asyncio.wait_for(asyncio.shield(self._connack), client.connect_timeout)
         except TimeoutError as err:
-            raise ConnectFailed(f"no CONNACK from {where} within {client.connect_timeout:g}s") from err
+            raise ConnectFailed(
+                f"no CONNACK from {where} within {client.connect_timeout:g}s"
+            ) from err
         if rc.is_failure:
-            hint = (": check mqtt.username and the password" if rc.value in (0x86, 0x87, 4, 5)
-                    else "")
+            hint = (
+                ": check mqtt.username and the password" if rc.value in (0x86, 0x87, 4, 5) else ""
+            )
             raise ConnectRefused(f"broker {where} refused the connection: {rc}{hint}")
 
     async def _session(self) -> str:
@@ -210,17 +247,21 @@ class MqttPublisher:
         self.connected = True
         self.connects += 1
         if self._down_since is not None:
-            log.info("MQTT: connected again to %s:%d after %.1f s", self.cfg.host, self.cfg.port,
-                     time.monotonic() - self._down_since)
+            log.info(
+                "MQTT: connected again to %s:%d after %.1f s",
+                self.cfg.host,
+                self.cfg.port,
+                time.monotonic() - self._down_since,
+            )
             self._down_since = None
         else:
-            log.info("MQTT: connected to %s:%d as %s", self.cfg.host, self.cfg.port,
-                     self.client_id)
+            log.info("MQTT: connected to %s:%d as %s", self.cfg.host, self.cfg.port, self.client_id)
         housekeeping = asyncio.create_task(self._housekeeping())
         pump = asyncio.create_task(self._pump())
         try:
             await self._publish_state(
-                Message(self.status_topic, status_payload("online", self.version), 1, retain=True))
+                Message(self.status_topic, status_payload("online", self.version), 1, retain=True)
+            )
             for m in self.state_messages():
                 await self._publish_state(m)
             return await self._lost
@@ -300,13 +341,15 @@ class MqttPublisher:
                 log.error("MQTT: broker refused %s: %s", m.topic, rc)
 
     # ---- paho callbacks (all run on the event loop thread, except socket_open) ---------
-    def _on_connect(self, client: paho.Client, userdata: Any, flags: Any, rc: ReasonCode,
-                    props: Any) -> None:
+    def _on_connect(
+        self, client: paho.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any
+    ) -> None:
         if self._connack is not None and not self._connack.done():
             self._connack.set_result(rc)
 
-    def _on_disconnect(self, client: paho.Client, userdata: Any, flags: Any, rc: ReasonCode,
-                       props: Any) -> None:
+    def _on_disconnect(
+        self, client: paho.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any
+    ) -> None:
         self._connection_lost(f"disconnected from {self.cfg.host}:{self.cfg.port}: {rc}")
 
     def _connection_lost(self, reason: str) -> None:
@@ -314,8 +357,9 @@ class MqttPublisher:
             self._lost.set_result(reason)
         self._wake.set()
 
-    def _on_publish(self, client: paho.Client, userdata: Any, mid: int, rc: ReasonCode,
-                    props: Any) -> None:
+    def _on_publish(
+        self, client: paho.Client, userdata: Any, mid: int, rc: ReasonCode, props: Any
+    ) -> None:
         waiter = self._waiters.pop(mid, None)
         if waiter is not None:
             if not waiter.done():
@@ -329,8 +373,12 @@ class MqttPublisher:
             self.buffer.dead_letter(sm.id, str(rc))
             if sm.message.topic not in self._refused_topics:
                 self._refused_topics.add(sm.message.topic)
-                log.error("MQTT: broker refused a publish to %s: %s; kept as a dead letter "
-                          "(check the broker's ACL for this gateway)", sm.message.topic, rc)
+                log.error(
+                    "MQTT: broker refused a publish to %s: %s; kept as a dead letter "
+                    "(check the broker's ACL for this gateway)",
+                    sm.message.topic,
+                    rc,
+                )
         else:
             self.published += 1
             self.buffer.ack([sm.id])
@@ -358,8 +406,11 @@ class MqttPublisher:
         rc = client.loop_read(max_packets=100)
         sock = client.socket()
         # TLS may hold decrypted bytes that the socket no longer signals.
-        while (rc == MQTTErrorCode.MQTT_ERR_SUCCESS and isinstance(sock, ssl.SSLSocket)
-               and sock.pending()):
+        while (
+            rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+            and isinstance(sock, ssl.SSLSocket)
+            and sock.pending()
+        ):
             rc = client.loop_read(max_packets=100)
 
     def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:

@@ -32,7 +32,9 @@ class Reading:
     quality: Quality
     ts_ms: int
     error: str | None = None
-    raw: tuple[int, ...] | None = None  # the registers/bits behind the value (for `edge-agent read`)
+    raw: tuple[int, ...] | None = (
+        None  # the registers/bits behind the value (for `edge-agent read`)
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,9 +35,17 @@ class RunnerStats:
 
 
 class DeviceRunner:
-    def __init__(self, name: str, driver: Driver, points: list[str], *, interval: float,
-                 emit: Callable[[Batch], None], backoff: Backoff,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        name: str,
+        driver: Driver,
+        points: list[str],
+        *,
+        interval: float,
+        emit: Callable[[Batch], None],
+        backoff: Backoff,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.name = name
         self.driver = driver
         self.points = points
@@ -84,7 +92,7 @@ class DeviceRunner:
             readings = await self.driver.poll()
         except asyncio.CancelledError:
             raise
-        except Exception as err:  # noqa: BLE001 - one device's bug must not stop the others
+        except Exception as err:
             if not isinstance(err, DeviceUnavailable):
                 log.exception("%s: unexpected driver error (a bug: please report it)", self.name)
                 err = DeviceUnavailable(f"internal error: {err!r}")
@@ -93,9 +101,16 @@ class DeviceRunner:
             await self.driver.close()
             self._went_down(err)
             self.stats.failed_polls += 1
-            self._publish(Batch(self.name, ts, [
-                Reading(p, None, Quality.BAD, ts, getattr(err, "code", "internal_error"))
-                for p in self.points]))
+            self._publish(
+                Batch(
+                    self.name,
+                    ts,
+                    [
+                        Reading(p, None, Quality.BAD, ts, getattr(err, "code", "internal_error"))
+                        for p in self.points
+                    ],
+                )
+            )
             return False
         self.stats.polls += 1
         self.stats.last_poll_seconds = self.clock() - started

@@ -12,8 +12,10 @@ def summary(loaded: Loaded) -> str:
     m = cfg.mqtt
     prefix = cfg.prefix()
     files = len(loaded.files)
-    lines = [f"{loaded.file}: OK" + (f" ({files} files)" if files > 1 else ""),
-             f"gateway  {cfg.gateway.id} at site {cfg.gateway.site}"]
+    lines = [
+        f"{loaded.file}: OK" + (f" ({files} files)" if files > 1 else ""),
+        f"gateway  {cfg.gateway.id} at site {cfg.gateway.site}",
+    ]
     auth = "anonymous"
     if m.username:
         auth = f"user {m.username}"
@@ -24,17 +26,21 @@ def summary(loaded: Loaded) -> str:
         tls = "TLS on, " + (f"CA {m.tls.ca_file}" if m.tls and m.tls.ca_file else "system CAs")
         if m.tls and m.tls.cert_file:
             tls += f", client cert {m.tls.cert_file}"
-    lines.append(f"mqtt     {m.url}  MQTT {m.protocol}, QoS {m.qos}, client id {cfg.client_id}, "
-                 f"{auth}, {tls}")
+    lines.append(
+        f"mqtt     {m.url}  MQTT {m.protocol}, QoS {m.qos}, client id {cfg.client_id}, "
+        f"{auth}, {tls}"
+    )
     lines.append(f"buffer   {cfg.buffer.path} (sync {cfg.buffer.sync})")
     total_points = sum(len(d.points) for d in cfg.devices)
     lines.append(f"devices  {len(cfg.devices)}, points {total_points}")
     width = max((len(d.name) for d in cfg.devices), default=0)
     for d in cfg.devices:
         blocks = plan(d.points, d.max_gap, d.max_registers, d.max_bits)
-        lines.append(f"  {d.name:<{width}}  {d.protocol} {d.host}:{d.port} unit {d.unit_id}, "
-                     f"every {format_duration(d.poll_interval)}, {_n(len(d.points), 'point')} in "
-                     f"{_n(len(blocks), 'request')}")
+        lines.append(
+            f"  {d.name:<{width}}  {d.protocol} {d.host}:{d.port} unit {d.unit_id}, "
+            f"every {format_duration(d.poll_interval)}, {_n(len(d.points), 'point')} in "
+            f"{_n(len(blocks), 'request')}"
+        )
     lines.append("topics")
     lines.append(f"  {prefix}/status  (retained, last will)")
     lines.append(f"  {prefix}/meta/<device>  (retained)")

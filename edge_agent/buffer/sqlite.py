@@ -73,8 +73,14 @@ class _Stop:
 
 
 class SqliteBuffer:
-    def __init__(self, path: Path, *, sync: str = "full", flush_interval: float = 0.05,
-                 flush_messages: int = 200) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        sync: str = "full",
+        flush_interval: float = 0.05,
+        flush_messages: int = 200,
+    ) -> None:
         self.path = Path(path)
         self.sync = sync
         self.flush_interval = flush_interval
@@ -90,8 +96,9 @@ class SqliteBuffer:
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
         ready: concurrent.futures.Future[None] = concurrent.futures.Future()
-        self._thread = threading.Thread(target=self._main, args=(ready,), name="buffer",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._main, args=(ready,), name="buffer", daemon=True
+        )
         self._thread.start()
         await asyncio.wrap_future(ready)
 
@@ -191,9 +198,14 @@ class SqliteBuffer:
                 src.rename(dst)
                 if not suffix:
                     self.stats.quarantined.append(str(dst))
-        log.error("buffer %s is unreadable (%s): moved aside to %s.corrupt-%s, starting a fresh "
-                  "one; recover data from the old file with sqlite3 if needed",
-                  self.path, reason, self.path, stamp)
+        log.error(
+            "buffer %s is unreadable (%s): moved aside to %s.corrupt-%s, starting a fresh "
+            "one; recover data from the old file with sqlite3 if needed",
+            self.path,
+            reason,
+            self.path,
+            stamp,
+        )
 
     def _serve(self, db: sqlite3.Connection) -> None:
         while True:
@@ -235,8 +247,13 @@ class SqliteBuffer:
                 except sqlite3.Error as err:
                     fut.set_exception(err)
 
-    def _commit(self, db: sqlite3.Connection, inserts: list[Message], acks: list[int],
-                dead: list[tuple[int, str]]) -> None:
+    def _commit(
+        self,
+        db: sqlite3.Connection,
+        inserts: list[Message],
+        acks: list[int],
+        dead: list[tuple[int, str]],
+    ) -> None:
         started = time.monotonic()
         now = time.time_ns() // 1_000_000
         seqs: dict[str, int] = {}
@@ -249,16 +266,22 @@ class SqliteBuffer:
                 db.executemany(
                     "INSERT INTO messages (device, seq, topic, qos, retain, payload, created_ms)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [(m.device, m.seq, m.topic, m.qos, int(m.retain), m.payload, now)
-                     for m in inserts])
+                    [
+                        (m.device, m.seq, m.topic, m.qos, int(m.retain), m.payload, now)
+                        for m in inserts
+                    ],
+                )
                 db.executemany(
                     "INSERT INTO seqs (device, seq) VALUES (?, ?) ON CONFLICT(device) DO UPDATE "
-                    "SET seq = max(seq, excluded.seq)", list(seqs.items()))
+                    "SET seq = max(seq, excluded.seq)",
+                    list(seqs.items()),
+                )
             for row_id, reason in dead:
                 db.execute(
                     "INSERT OR REPLACE INTO dead_letters SELECT id, device, seq, topic, qos, "
                     "retain, payload, created_ms, ?, ? FROM messages WHERE id = ?",
-                    (reason, now, row_id))
+                    (reason, now, row_id),
+                )
                 acks.append(row_id)
             if acks:
                 db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in acks])
@@ -283,6 +306,9 @@ class SqliteBuffer:
     def _fetch(self, db: sqlite3.Connection, after_id: int, limit: int) -> list[StoredMessage]:
         rows = db.execute(
             "SELECT id, device, seq, topic, qos, retain, payload FROM messages WHERE id > ? "
-            "ORDER BY id LIMIT ?", (after_id, limit)).fetchall()
-        return [StoredMessage(r[0], Message(r[3], r[6], r[4], r[1], r[2], bool(r[5])))
-                for r in rows]
+            "ORDER BY id LIMIT ?",
+            (after_id, limit),
+        ).fetchall()
+        return [
+            StoredMessage(r[0], Message(r[3], r[6], r[4], r[1], r[2], bool(r[5]))) for r in rows
+        ]

@@ -5,6 +5,13 @@ from .models import Buffer, Config, ModbusPoint, ModbusTcpDevice, Mqtt
 from .yamlpos import Problem
 
 __all__ = [
-    "Buffer", "Config", "ConfigError", "Loaded", "ModbusPoint", "ModbusTcpDevice", "Mqtt",
-    "Problem", "load_config",
+    "Buffer",
+    "Config",
+    "ConfigError",
+    "Loaded",
+    "ModbusPoint",
+    "ModbusTcpDevice",
+    "Mqtt",
+    "Problem",
+    "load_config",
 ]

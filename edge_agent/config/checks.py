@@ -29,12 +29,22 @@ def check(cfg: Config) -> Iterator[Finding]:
     try:
         formatted = cfg.prefix()
     except (KeyError, IndexError, ValueError):
-        yield Finding(("mqtt", "topic_prefix"), f"'{m.topic_prefix}': only {{site}} and "
-                      "{gateway} can be replaced in the topic prefix")
+        yield Finding(
+            ("mqtt", "topic_prefix"),
+            f"'{m.topic_prefix}': only {{site}} and "
+            "{gateway} can be replaced in the topic prefix",
+        )
     else:
-        if any(c in formatted for c in "+#\0") or formatted.startswith("/") or formatted.endswith("/"):
-            yield Finding(("mqtt", "topic_prefix"), f"'{m.topic_prefix}': a topic prefix may not "
-                          "contain + or # nor start or end with /")
+        if (
+            any(c in formatted for c in "+#\0")
+            or formatted.startswith("/")
+            or formatted.endswith("/")
+        ):
+            yield Finding(
+                ("mqtt", "topic_prefix"),
+                f"'{m.topic_prefix}': a topic prefix may not "
+                "contain + or # nor start or end with /",
+            )
     if m.password is not None and m.password_file is not None:
         yield Finding(("mqtt", "password_file"), "give either password or password_file, not both")
     if (m.password or m.password_file) and not m.username:
@@ -72,8 +82,11 @@ def _duplicates(names: list[Any], what: str, key: str) -> Iterator[Finding]:
         if not isinstance(name, str):
             continue
         if name in seen:
-            yield Finding((key, i, "name"), f"duplicate {what} name '{name}': {what} names must "
-                          "be unique", (key, seen[name], "name"))
+            yield Finding(
+                (key, i, "name"),
+                f"duplicate {what} name '{name}': {what} names must be unique",
+                (key, seen[name], "name"),
+            )
         else:
             seen[name] = i
 
@@ -97,8 +110,11 @@ def _raw_points(dev: Any) -> Iterator[Finding]:
 
 def _device(dev: ModbusTcpDevice) -> Iterator[Finding]:
     if dev.timeout > dev.poll_interval:
-        yield Finding(("timeout",), f"timeout ({dev.timeout:g}s) is longer than poll_interval "
-                      f"({dev.poll_interval:g}s): lower timeout or raise poll_interval")
+        yield Finding(
+            ("timeout",),
+            f"timeout ({dev.timeout:g}s) is longer than poll_interval "
+            f"({dev.poll_interval:g}s): lower timeout or raise poll_interval",
+        )
     if dev.reconnect_delay > dev.reconnect_delay_max:
         yield Finding(("reconnect_delay",), "must not exceed reconnect_delay_max")
     yield from _duplicates([p.name for p in dev.points], "point", "points")
@@ -110,8 +126,9 @@ def _device(dev: ModbusTcpDevice) -> Iterator[Finding]:
 def _point(pt: ModbusPoint) -> Iterator[Finding]:
     bits_table = pt.table in ("coil", "discrete")
     if bits_table and pt.dtype != "bool":
-        yield Finding(("type",), f"the {pt.table} table holds single bits: use type bool "
-                      "(or leave type out)")
+        yield Finding(
+            ("type",), f"the {pt.table} table holds single bits: use type bool (or leave type out)"
+        )
         return
     if pt.bit is not None:
         if pt.dtype != "bool" or bits_table:
@@ -150,7 +167,9 @@ def _overlaps(points: list[ModbusPoint]) -> Iterator[Finding]:
                 if pt.bit is not None and pt.bit == pt2.bit:
                     span += f" bit {pt.bit}"
                 first, second = (j, j2) if j < j2 else (j2, j)
-                yield Finding(("points", second, "address"),
-                              f"'{points[second].name}' overlaps '{points[first].name}' at "
-                              f"{table} {span}: fix the address or the type",
-                              ("points", first, "address"))
+                yield Finding(
+                    ("points", second, "address"),
+                    f"'{points[second].name}' overlaps '{points[first].name}' at "
+                    f"{table} {span}: fix the address or the type",
+                    ("points", first, "address"),
+                )

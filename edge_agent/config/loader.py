@@ -47,10 +47,10 @@ class _Sources:
 
     def locate(self, path: Path_, *, key: bool = False) -> tuple[Pos | None, str]:
         src, local = self.main, path
-        if len(path) >= 2 and path[0] == "devices" and isinstance(path[1], int):
-            if path[1] < len(self.devices):
-                src, k = self.devices[path[1]]
-                local = ("devices", k, *path[2:])
+        device = path[1] if len(path) >= 2 and path[0] == "devices" else None
+        if isinstance(device, int) and device < len(self.devices):
+            src, k = self.devices[device]
+            local = ("devices", k, *path[2:])
         probe = local
         while True:
             pos = (src.keys.get(probe) if key else None) or src.values.get(probe)
@@ -67,8 +67,15 @@ def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None)
         raise ConfigError(problems)
     data = main.data
     if not isinstance(data, dict):
-        raise ConfigError([Problem(main.values.get(()), "", "the config must be a mapping of keys "
-                                   "(gateway:, mqtt:, devices:)")])
+        raise ConfigError(
+            [
+                Problem(
+                    main.values.get(()),
+                    "",
+                    "the config must be a mapping of keys (gateway:, mqtt:, devices:)",
+                )
+            ]
+        )
     sources = _Sources(main)
     devices = data.get("devices", [])
     if devices is None:
@@ -84,11 +91,18 @@ def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None)
             if inc.data is None:
                 continue
             extra = inc.data.get("devices") if isinstance(inc.data, dict) else None
-            if not isinstance(inc.data, dict) or set(inc.data) - {"devices"} or not isinstance(
-                extra, list
+            if (
+                not isinstance(inc.data, dict)
+                or set(inc.data) - {"devices"}
+                or not isinstance(extra, list)
             ):
-                problems.append(Problem(Pos(str(inc_file), 1, 1), "",
-                                        "an included file holds only a 'devices:' list"))
+                problems.append(
+                    Problem(
+                        Pos(str(inc_file), 1, 1),
+                        "",
+                        "an included file holds only a 'devices:' list",
+                    )
+                )
                 continue
             sources.devices.extend((inc, k) for k in range(len(extra)))
             devices.extend(extra)
@@ -96,8 +110,14 @@ def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None)
     mqtt = data.get("mqtt")
     if isinstance(mqtt, dict) and "password" in mqtt and ("mqtt", "password") not in main.from_env:
         pos, where = sources.locate(("mqtt", "password"))
-        problems.append(Problem(pos, where, 'a literal password would travel with the config: put '
-                                'it in a file (password_file) or write password: "${MQTT_PASSWORD}"'))
+        problems.append(
+            Problem(
+                pos,
+                where,
+                "a literal password would travel with the config: put "
+                'it in a file (password_file) or write password: "${MQTT_PASSWORD}"',
+            )
+        )
     _resolve_paths(data, file.parent)
 
     try:
@@ -123,12 +143,16 @@ def _placed(findings: Iterable[Finding], sources: _Sources) -> Iterator[Problem]
             other, _ = sources.locate(f.also)
             if other is not None:
                 same = pos is not None and other.file == pos.file
-                message += f" (the other one is at {'line ' if same else other.file + ':'}{other.line})"
+                message += (
+                    f" (the other one is at {'line ' if same else other.file + ':'}{other.line})"
+                )
         yield Problem(pos, where, message)
 
 
 def _sorted(problems: list[Problem]) -> list[Problem]:
-    return sorted(problems, key=lambda p: (p.pos.file, p.pos.line, p.pos.col) if p.pos else ("", 0, 0))
+    return sorted(
+        problems, key=lambda p: (p.pos.file, p.pos.line, p.pos.col) if p.pos else ("", 0, 0)
+    )
 
 
 def _include_files(spec: Any, base: Path, main: Located, problems: list[Problem]) -> list[Path]:
@@ -142,15 +166,23 @@ def _include_files(spec: Any, base: Path, main: Located, problems: list[Problem]
         matches = sorted(glob.glob(str(base / pattern)))
         if not matches and not glob.has_magic(pattern):
             path = ("include",) if isinstance(spec, str) else ("include", i)
-            problems.append(Problem(main.values.get(path), dotted(path),
-                                    f"included file {base / pattern} does not exist"))
+            problems.append(
+                Problem(
+                    main.values.get(path),
+                    dotted(path),
+                    f"included file {base / pattern} does not exist",
+                )
+            )
         out.extend(Path(m) for m in matches)
     return out
 
 
 _PATH_KEYS: tuple[Path_, ...] = (
-    ("mqtt", "password_file"), ("mqtt", "tls", "ca_file"), ("mqtt", "tls", "cert_file"),
-    ("mqtt", "tls", "key_file"), ("buffer", "path"),
+    ("mqtt", "password_file"),
+    ("mqtt", "tls", "ca_file"),
+    ("mqtt", "tls", "cert_file"),
+    ("mqtt", "tls", "key_file"),
+    ("buffer", "path"),
 )
 
 
@@ -165,7 +197,9 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
             node[keys[-1]] = str(base / value) if not os.path.isabs(value) else value
 
 
-def _read_secrets(cfg: Config, sources: _Sources, problems: list[Problem]) -> tuple[Config, dict[str, str]]:
+def _read_secrets(
+    cfg: Config, sources: _Sources, problems: list[Problem]
+) -> tuple[Config, dict[str, str]]:
     secrets: dict[str, str] = {}
     m = cfg.mqtt
     if m.password is not None:
@@ -174,28 +208,51 @@ def _read_secrets(cfg: Config, sources: _Sources, problems: list[Problem]) -> tu
         f = getattr(m.tls, key, None) if m.tls else None
         if f is not None and not f.is_file():
             pos, where = sources.locate(("mqtt", "tls", key))
-            problems.append(Problem(pos, where, f"file {f} not found: copy it there or fix the path"))
+            problems.append(
+                Problem(pos, where, f"file {f} not found: copy it there or fix the path")
+            )
     if m.password_file is not None:
         pos, where = sources.locate(("mqtt", "password_file"))
         try:
             secret = m.password_file.read_text(encoding="utf-8").rstrip("\r\n")
         except FileNotFoundError:
-            problems.append(Problem(pos, where, f"secret file {m.password_file} not found: create "
-                                    "it (one line, chmod 600) or fix the path"))
+            problems.append(
+                Problem(
+                    pos,
+                    where,
+                    f"secret file {m.password_file} not found: create "
+                    "it (one line, chmod 600) or fix the path",
+                )
+            )
         except (OSError, UnicodeDecodeError) as err:
-            problems.append(Problem(pos, where, f"cannot read secret file {m.password_file}: "
-                                    f"{getattr(err, 'strerror', None) or err}"))
+            problems.append(
+                Problem(
+                    pos,
+                    where,
+                    f"cannot read secret file {m.password_file}: "
+                    f"{getattr(err, 'strerror', None) or err}",
+                )
+            )
         else:
             if not secret:
                 problems.append(Problem(pos, where, f"secret file {m.password_file} is empty"))
             secrets["mqtt.password"] = f"from file {m.password_file}"
             mqtt = m.model_copy(update={"password": SecretStr(secret)})
             cfg = cfg.model_copy(update={"mqtt": mqtt})
-    elif (m.password is not None and not m.password.get_secret_value()
-          and not any(p.path == "mqtt.password" for p in problems)):
+    elif (
+        m.password is not None
+        and not m.password.get_secret_value()
+        and not any(p.path == "mqtt.password" for p in problems)
+    ):
         pos, where = sources.locate(("mqtt", "password"))
-        problems.append(Problem(pos, where, "the password is empty: set the environment "
-                                "variable, or leave username and password out"))
+        problems.append(
+            Problem(
+                pos,
+                where,
+                "the password is empty: set the environment "
+                "variable, or leave username and password out",
+            )
+        )
     return cfg, secrets
 
 
@@ -210,8 +267,11 @@ def _translate(err: ValidationError, data: Any, sources: _Sources) -> list[Probl
             msg = f"unknown key '{key}'"
             allowed = _fields_at(Config, path[:-1])
             close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
-            msg += f"; did you mean '{close[0]}'?" if close else (
-                f"; allowed here: {', '.join(allowed)}" if allowed else "")
+            msg += (
+                f"; did you mean '{close[0]}'?"
+                if close
+                else (f"; allowed here: {', '.join(allowed)}" if allowed else "")
+            )
         elif kind == "missing":
             pos, where = sources.locate(path)  # the enclosing mapping's position
             msg = f"missing required key '{e['loc'][-1]}'"
@@ -227,10 +287,9 @@ def _real_path(loc: tuple[Any, ...], data: Any) -> Path_:
     path: list[str | int] = []
     node = data
     for part in loc:
-        if isinstance(node, dict) and part in node:
-            node = node[part]
-            path.append(part)
-        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        ):
             node = node[part]
             path.append(part)
         elif isinstance(node, dict) and part == loc[-1]:
@@ -244,8 +303,9 @@ def _message(e: Any) -> str:
     if kind in ("value_error", "assertion_error"):
         return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if kind == "literal_error":
-        expected = [x.strip().strip("'") for x in
-                    e["ctx"]["expected"].replace(" or ", ", ").split(",")]
+        expected = [
+            x.strip().strip("'") for x in e["ctx"]["expected"].replace(" or ", ", ").split(",")
+        ]
         text = f"'{given}' is not one of: {', '.join(expected)}"
         close = [_SYNONYMS[str(given).lower()]] if str(given).lower() in _SYNONYMS else []
         close = close or difflib.get_close_matches(str(given), expected, n=1, cutoff=0.5)
@@ -264,11 +324,26 @@ def _message(e: Any) -> str:
 
 
 # What PLC manuals and other gateways call our data types.
-_SYNONYMS = {"float": "float32", "real": "float32", "double": "float64", "lreal": "float64",
-             "int": "int16", "word": "uint16", "dword": "uint32", "dint": "int32", "udint": "uint32",
-             "lint": "int64", "ulint": "uint64", "uint": "uint16", "boolean": "bool", "str": "string",
-             "holding_register": "holding", "input_register": "input", "coils": "coil",
-             "discrete_input": "discrete"}
+_SYNONYMS = {
+    "float": "float32",
+    "real": "float32",
+    "double": "float64",
+    "lreal": "float64",
+    "int": "int16",
+    "word": "uint16",
+    "dword": "uint32",
+    "dint": "int32",
+    "udint": "uint32",
+    "lint": "int64",
+    "ulint": "uint64",
+    "uint": "uint16",
+    "boolean": "bool",
+    "str": "string",
+    "holding_register": "holding",
+    "input_register": "input",
+    "coils": "coil",
+    "discrete_input": "discrete",
+}
 
 
 def _show(value: Any) -> str:

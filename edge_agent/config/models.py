@@ -25,8 +25,17 @@ DataType = Literal[
 ]
 DATA_TYPES: tuple[str, ...] = DataType.__args__  # type: ignore[attr-defined]
 Order = Literal["big", "little"]
-_REGISTERS = {"bool": 1, "int16": 1, "uint16": 1, "int32": 2, "uint32": 2, "int64": 4,
-              "uint64": 4, "float32": 2, "float64": 4}
+_REGISTERS = {
+    "bool": 1,
+    "int16": 1,
+    "uint16": 1,
+    "int32": 2,
+    "uint32": 2,
+    "int64": 4,
+    "uint64": 4,
+    "float32": 2,
+    "float64": 4,
+}
 
 
 class Strict(BaseModel):
@@ -74,7 +83,9 @@ class Mqtt(Strict):
     def _url(cls, v: str) -> str:
         parts = urlsplit(v)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError(f"'{v}' is not an MQTT URL: write mqtt://HOST:1883 or mqtts://HOST:8883")
+            raise ValueError(
+                f"'{v}' is not an MQTT URL: write mqtt://HOST:1883 or mqtts://HOST:8883"
+            )
         try:
             parts.port  # noqa: B018 - raises on a bad port
         except ValueError:
@@ -141,7 +152,9 @@ class ModbusTcpDevice(Strict):
     unit_id: int = Field(1, ge=0, le=255)
     poll_interval: Duration = 1.0
     timeout: Duration = 1.0
-    max_gap: int = Field(10, ge=0, le=124, description="Unused addresses read through to save requests")
+    max_gap: int = Field(
+        10, ge=0, le=124, description="Unused addresses read through to save requests"
+    )
     max_registers: int = Field(125, ge=1, le=125, description="Registers per request at most")
     max_bits: int = Field(2000, ge=1, le=2000, description="Coils/inputs per request at most")
     reconnect_delay: Duration = 1.0

@@ -22,7 +22,8 @@ def parse_duration(value: Any) -> float:
     parts = _DURATION.findall(text)
     if not parts or _DURATION.sub("", text).strip():
         raise ValueError(
-            f"bad duration '{value}': write a number and a unit (ms, s, m, h, d), e.g. 250ms, 1s, 5m"
+            f"bad duration '{value}': write a number and a unit (ms, s, m, h, d), "
+            "e.g. 250ms, 1s, 5m"
         )
     return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
 
@@ -39,5 +40,7 @@ def format_duration(seconds: float) -> str:
 Duration = Annotated[
     float,
     BeforeValidator(parse_duration),
-    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["250ms", "1s", "5m"]}),
+    WithJsonSchema(
+        {"type": "string", "pattern": DURATION_PATTERN, "examples": ["250ms", "1s", "5m"]}
+    ),
 ]

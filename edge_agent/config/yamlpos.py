@@ -51,10 +51,15 @@ class Located:
 
 
 def _hint(problem: str) -> str:
-    if "block end" in problem or "mapping values are not allowed" in problem or (
-            "expected" in problem and "indentation" not in problem):
-        return (" (check the indentation of this line against the lines above: keys of one "
-                "mapping, and the '- ' of one list, must line up; and put a space after each ':')")
+    if (
+        "block end" in problem
+        or "mapping values are not allowed" in problem
+        or ("expected" in problem and "indentation" not in problem)
+    ):
+        return (
+            " (check the indentation of this line against the lines above: keys of one "
+            "mapping, and the '- ' of one list, must line up; and put a space after each ':')"
+        )
     if "tab" in problem:
         return " (YAML does not allow tabs for indentation: use spaces)"
     return ""
@@ -113,9 +118,12 @@ def load_located(file: Path, env: dict[str, str] | None = None) -> Located:
                 if key in out:
                     first = loc.keys[(*path, key)]
                     loc.problems.append(
-                        Problem(pos_of(knode), dotted((*path, key)),
-                                f"duplicate key '{key}' (first at line {first.line}); "
-                                "remove one of them")
+                        Problem(
+                            pos_of(knode),
+                            dotted((*path, key)),
+                            f"duplicate key '{key}' (first at line {first.line}); "
+                            "remove one of them",
+                        )
                     )
                     continue
                 loc.keys[(*path, key)] = pos_of(knode)
@@ -145,9 +153,12 @@ def load_located(file: Path, env: dict[str, str] | None = None) -> Located:
         value = _ENV.sub(sub, raw)
         for var in missing:
             loc.problems.append(
-                Problem(pos_of(n), dotted(path),
-                        f"environment variable {var} is not set: export it before starting "
-                        f"the agent, or write ${{{var}:-default}}")
+                Problem(
+                    pos_of(n),
+                    dotted(path),
+                    f"environment variable {var} is not set: export it before starting "
+                    f"the agent, or write ${{{var}:-default}}",
+                )
             )
         if _ENV.fullmatch(raw.strip()) and raw.strip() != "$$":
             loc.from_env.add(path)

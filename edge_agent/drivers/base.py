@@ -3,7 +3,8 @@
 Error tree (what the runner does next):
 
     DriverError                  base of what a driver raises
-      DeviceUnavailable          cannot connect or the link broke: every point bad, back off, reconnect
+      DeviceUnavailable          cannot connect or the link broke: every point bad, back off,
+                                 reconnect
         DeviceTimeout            no answer in time: the same
     (anything a point gets wrong: a Modbus exception, a malformed answer, a NaN)
                                  is not raised: it is a Reading with quality bad and an error code

@@ -17,20 +17,38 @@ from edge_agent.readings import Batch, Quality, Reading
 from edge_agent.runner import DeviceRunner
 from simulators.modbus_sim import ModbusSimulator
 
-BANKS = {"ABCD": (100, "big", "big"), "CDAB": (200, "little", "big"),
-         "BADC": (300, "big", "little"), "DCBA": (400, "little", "little")}
+BANKS = {
+    "ABCD": (100, "big", "big"),
+    "CDAB": (200, "little", "big"),
+    "BADC": (300, "big", "little"),
+    "DCBA": (400, "little", "little"),
+}
 VECTORS: list[tuple[int, str, Any, dict[str, Any]]] = [
-    (0, "int16", -12345, {}), (1, "uint16", 54321, {}), (2, "int32", -123456789, {}),
-    (4, "uint32", 3456789012, {}), (6, "int64", -1234567890123456789, {}),
-    (10, "uint64", 12345678901234567890, {}), (14, "float32", 3.14159, {}),
-    (16, "float64", 2.718281828459045, {}), (20, "string", "EDGE-AGENT-TEST!", {"length": 16}),
+    (0, "int16", -12345, {}),
+    (1, "uint16", 54321, {}),
+    (2, "int32", -123456789, {}),
+    (4, "uint32", 3456789012, {}),
+    (6, "int64", -1234567890123456789, {}),
+    (10, "uint64", 12345678901234567890, {}),
+    (14, "float32", 3.14159, {}),
+    (16, "float64", 2.718281828459045, {}),
+    (20, "string", "EDGE-AGENT-TEST!", {"length": 16}),
 ]
 
 
 def device(port: int, points: list[dict[str, Any]], **kw: Any) -> ModbusTcpDevice:
-    return ModbusTcpDevice.model_validate({
-        "name": kw.pop("name", "dev"), "protocol": "modbus-tcp", "host": "127.0.0.1",
-        "port": port, "timeout": "300ms", "poll_interval": "500ms", "points": points, **kw})
+    return ModbusTcpDevice.model_validate(
+        {
+            "name": kw.pop("name", "dev"),
+            "protocol": "modbus-tcp",
+            "host": "127.0.0.1",
+            "port": port,
+            "timeout": "300ms",
+            "poll_interval": "500ms",
+            "points": points,
+            **kw,
+        }
+    )
 
 
 @pytest.fixture
@@ -56,11 +74,26 @@ async def test_every_type_in_every_order(sim: ModbusSimulator) -> None:
     points = []
     for order, (base, word, byte) in BANKS.items():
         for off, dtype, _, extra in VECTORS:
-            points.append({"name": f"{dtype}_{order}", "address": base + off, "type": dtype,
-                           "word_order": word, "byte_order": byte, **extra})
+            points.append(
+                {
+                    "name": f"{dtype}_{order}",
+                    "address": base + off,
+                    "type": dtype,
+                    "word_order": word,
+                    "byte_order": byte,
+                    **extra,
+                }
+            )
         for bit in (0, 1, 2, 13, 15):
-            points.append({"name": f"bit{bit}_{order}", "address": base + 28, "type": "bool",
-                           "bit": bit, "byte_order": byte})
+            points.append(
+                {
+                    "name": f"bit{bit}_{order}",
+                    "address": base + 28,
+                    "type": "bool",
+                    "bit": bit,
+                    "byte_order": byte,
+                }
+            )
     readings, _ = await poll_once(device(sim.port, points))
     got = by_name(readings)
     assert len(got) == len(points)
@@ -70,32 +103,53 @@ async def test_every_type_in_every_order(sim: ModbusSimulator) -> None:
             assert r.quality is Quality.GOOD, r
             assert r.value == expected, (order, dtype, r)
         assert [got[f"bit{b}_{order}"].value for b in (0, 1, 2, 13, 15)] == [
-            True, False, True, True, True]
+            True,
+            False,
+            True,
+            True,
+            True,
+        ]
 
 
 async def test_all_four_tables_and_scaling(sim: ModbusSimulator) -> None:
-    readings, _ = await poll_once(device(sim.port, [
-        {"name": "pressure", "address": 0, "type": "float32"},
-        {"name": "current", "table": "input", "address": 4, "scale": 0.01},
-        {"name": "temp", "table": "input", "address": 5, "type": "int16", "scale": 0.1},
-        {"name": "running", "table": "coil", "address": 0},
-        {"name": "fault", "table": "coil", "address": 1},
-        {"name": "pattern", "table": "discrete", "address": 103},
-        {"name": "tag", "address": 20, "type": "string", "length": 16},
-    ]))
+    readings, _ = await poll_once(
+        device(
+            sim.port,
+            [
+                {"name": "pressure", "address": 0, "type": "float32"},
+                {"name": "current", "table": "input", "address": 4, "scale": 0.01},
+                {"name": "temp", "table": "input", "address": 5, "type": "int16", "scale": 0.1},
+                {"name": "running", "table": "coil", "address": 0},
+                {"name": "fault", "table": "coil", "address": 1},
+                {"name": "pattern", "table": "discrete", "address": 103},
+                {"name": "tag", "address": 20, "type": "string", "length": 16},
+            ],
+        )
+    )
     values = {r.point: r.value for r in readings}
-    assert values == {"pressure": 3.42, "current": 18.25, "temp": 61.3, "running": True,
-                      "fault": False, "pattern": True, "tag": "PUMP-101"}
+    assert values == {
+        "pressure": 3.42,
+        "current": 18.25,
+        "temp": 61.3,
+        "running": True,
+        "fault": False,
+        "pattern": True,
+        "tag": "PUMP-101",
+    }
     raw = by_name(readings)["pressure"].raw
     assert raw == struct.unpack(">2H", struct.pack(">f", 3.42))
 
 
 async def test_coalescing_makes_the_fewest_requests(sim: ModbusSimulator) -> None:
-    points = ([{"name": f"h{a}", "address": a, "type": "float32"} for a in range(0, 300, 2)]
-              + [{"name": f"c{a}", "table": "coil", "address": a} for a in range(100, 116)]
-              + [{"name": "d", "table": "discrete", "address": 0},
-                 {"name": "i0", "table": "input", "address": 0},
-                 {"name": "i11", "table": "input", "address": 11}])
+    points = (
+        [{"name": f"h{a}", "address": a, "type": "float32"} for a in range(0, 300, 2)]
+        + [{"name": f"c{a}", "table": "coil", "address": a} for a in range(100, 116)]
+        + [
+            {"name": "d", "table": "discrete", "address": 0},
+            {"name": "i0", "table": "input", "address": 0},
+            {"name": "i11", "table": "input", "address": 11},
+        ]
+    )
     dev = device(sim.port, points)
     driver = ModbusTcpDriver(dev)
     await driver.connect()
@@ -111,10 +165,15 @@ async def test_coalescing_makes_the_fewest_requests(sim: ModbusSimulator) -> Non
 
 async def test_modbus_exception_makes_bad_readings_others_stay_good(sim: ModbusSimulator) -> None:
     sim.fail("input", 0, 1, exception_code=4)
-    readings, _ = await poll_once(device(sim.port, [
-        {"name": "p_input", "table": "input", "address": 0, "type": "float32"},
-        {"name": "p_holding", "address": 0, "type": "float32"},
-    ]))
+    readings, _ = await poll_once(
+        device(
+            sim.port,
+            [
+                {"name": "p_input", "table": "input", "address": 0, "type": "float32"},
+                {"name": "p_holding", "address": 0, "type": "float32"},
+            ],
+        )
+    )
     got = by_name(readings)
     assert got["p_input"].quality is Quality.BAD
     assert got["p_input"].error == "server_device_failure"
@@ -124,8 +183,13 @@ async def test_modbus_exception_makes_bad_readings_others_stay_good(sim: ModbusS
 
 async def test_device_refusing_gaps_is_read_point_by_point(sim: ModbusSimulator) -> None:
     sim.fail("holding", 3, 1, exception_code=2)  # an unused address between two points
-    dev = device(sim.port, [{"name": "a", "address": 0, "type": "uint16"},
-                            {"name": "b", "address": 5, "type": "uint16"}])
+    dev = device(
+        sim.port,
+        [
+            {"name": "a", "address": 0, "type": "uint16"},
+            {"name": "b", "address": 5, "type": "uint16"},
+        ],
+    )
     driver = ModbusTcpDriver(dev)
     await driver.connect()
     first = await driver.poll()
@@ -171,11 +235,14 @@ async def test_malformed_answer_is_bad_quality() -> None:
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     async with server:
-        readings, _ = await poll_once(device(port, [{"name": "a", "address": 0},
-                                                    {"name": "b", "address": 1}]))
+        readings, _ = await poll_once(
+            device(port, [{"name": "a", "address": 0}, {"name": "b", "address": 1}])
+        )
         await asyncio.wait_for(done.wait(), 5)
     assert {(r.point, r.quality, r.error) for r in readings} == {
-        ("a", Quality.BAD, "malformed_response"), ("b", Quality.BAD, "malformed_response")}
+        ("a", Quality.BAD, "malformed_response"),
+        ("b", Quality.BAD, "malformed_response"),
+    }
 
 
 class Collector:
@@ -190,14 +257,19 @@ class Collector:
 
 
 def runner(dev: ModbusTcpDevice, sink: Collector) -> DeviceRunner:
-    return DeviceRunner(dev.name, ModbusTcpDriver(dev), [p.name for p in dev.points],
-                        interval=dev.poll_interval, emit=sink,
-                        backoff=Backoff(dev.reconnect_delay, dev.reconnect_delay_max))
+    return DeviceRunner(
+        dev.name,
+        ModbusTcpDriver(dev),
+        [p.name for p in dev.points],
+        interval=dev.poll_interval,
+        emit=sink,
+        backoff=Backoff(dev.reconnect_delay, dev.reconnect_delay_max),
+    )
 
 
 async def wait_until(predicate: Any, timeout: float = 10) -> None:
     async with asyncio.timeout(timeout):
-        while not predicate():
+        while not predicate():  # noqa: ASYNC110 - polls state the runner keeps
             await asyncio.sleep(0.02)
 
 
@@ -208,8 +280,7 @@ async def test_slow_and_dead_devices_do_not_hold_up_a_healthy_one(sim: ModbusSim
     good, slow, dead = Collector(), Collector(), Collector()
     points = [{"name": "a", "address": 0, "type": "float32"}]
     runners = [
-        runner(device(sim.port, points, name="good", poll_interval="100ms",
-                      timeout="100ms"), good),
+        runner(device(sim.port, points, name="good", poll_interval="100ms", timeout="100ms"), good),
         runner(device(slow_sim.port, points, name="slow", timeout="300ms"), slow),
         runner(device(1, points, name="dead", timeout="300ms"), dead),
     ]
@@ -231,9 +302,14 @@ async def test_slow_and_dead_devices_do_not_hold_up_a_healthy_one(sim: ModbusSim
 
 async def test_runner_reconnects_after_the_device_comes_back(sim: ModbusSimulator) -> None:
     sink = Collector()
-    dev = device(sim.port, [{"name": "a", "address": 0, "type": "float32"}],
-                 poll_interval="100ms", timeout="100ms", reconnect_delay="100ms",
-                 reconnect_delay_max="200ms")
+    dev = device(
+        sim.port,
+        [{"name": "a", "address": 0, "type": "float32"}],
+        poll_interval="100ms",
+        timeout="100ms",
+        reconnect_delay="100ms",
+        reconnect_delay_max="200ms",
+    )
     r = runner(dev, sink)
     task = asyncio.create_task(r.run())
     try:
@@ -242,8 +318,11 @@ async def test_runner_reconnects_after_the_device_comes_back(sim: ModbusSimulato
         await wait_until(lambda: any(b.readings[0].quality is Quality.BAD for b in sink.batches))
         await sim.restart()
         n = len(sink.batches)
-        await wait_until(lambda: len(sink.batches) > n + 2
-                         and sink.batches[-1].readings[0].quality is Quality.GOOD)
+        await wait_until(
+            lambda: (
+                len(sink.batches) > n + 2 and sink.batches[-1].readings[0].quality is Quality.GOOD
+            )
+        )
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

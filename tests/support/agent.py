@@ -21,8 +21,14 @@ import yaml
 
 from simulators.modbus_sim import ModbusSimulator
 
-__all__ = ["AgentProcess", "SimThread", "agent_factory", "modbus_sim", "sim_factory",
-           "write_config"]
+__all__ = [
+    "AgentProcess",
+    "SimThread",
+    "agent_factory",
+    "modbus_sim",
+    "sim_factory",
+    "write_config",
+]
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,8 +40,9 @@ class SimThread:
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("deterministic", True)
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
-                                        name="modbus-sim")
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, daemon=True, name="modbus-sim"
+        )
         self._thread.start()
         self.sim: ModbusSimulator = self.call(lambda: ModbusSimulator(**kwargs))
         self.run(self.sim.start())
@@ -50,6 +57,7 @@ class SimThread:
     def call(self, fn: Callable[[], T]) -> T:
         async def wrapper() -> T:
             return fn()
+
         return self.run(wrapper())
 
     def stop(self) -> None:
@@ -75,8 +83,12 @@ class AgentProcess:
         self._log = self.log_path.open("wb")
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "edge_agent", "run", str(config)], cwd=ROOT,
-            stdout=self._log, stderr=subprocess.STDOUT, env=full_env)
+            [sys.executable, "-m", "edge_agent", "run", str(config)],
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+        )
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -89,8 +101,9 @@ class AgentProcess:
             if len(re.findall(pattern, text)) >= count:
                 return text
             if self.proc.poll() is not None:
-                raise AssertionError(f"agent exited ({self.proc.returncode}) before "
-                                     f"{pattern!r}:\n{text}")
+                raise AssertionError(
+                    f"agent exited ({self.proc.returncode}) before {pattern!r}:\n{text}"
+                )
             time.sleep(0.05)
         raise AssertionError(f"{pattern!r} not in the agent's log after {timeout}s:\n{self.log()}")
 
@@ -111,13 +124,18 @@ class AgentProcess:
         self._log.close()
 
 
-def write_config(path: Path, broker_url: str, devices: list[dict[str, Any]],
-                 **sections: Any) -> Path:
+def write_config(
+    path: Path, broker_url: str, devices: list[dict[str, Any]], **sections: Any
+) -> Path:
     """A config file for a test: gateway gw-test/site test, the buffer beside the file."""
     doc: dict[str, Any] = {
         "gateway": {"id": "gw-test", "site": "test"},
-        "mqtt": {"url": broker_url, "keepalive": "5s", "reconnect_delay": "200ms",
-                 "reconnect_delay_max": "1s"},
+        "mqtt": {
+            "url": broker_url,
+            "keepalive": "5s",
+            "reconnect_delay": "200ms",
+            "reconnect_delay_max": "1s",
+        },
         "buffer": {"path": str(path.parent / "buffer.db")},
         "devices": devices,
     }

@@ -32,24 +32,30 @@ def test_float32_in_every_order(word: str, byte: str, regs: list[int]) -> None:
     assert decode(regs, type="float32", word_order=word, byte_order=byte) == 3.14159
 
 
-@pytest.mark.parametrize(("word", "byte", "regs"), [
-    ("big", "big", [0x0123, 0x4567, 0x89AB, 0xCDEF]),
-    ("little", "big", [0xCDEF, 0x89AB, 0x4567, 0x0123]),
-    ("big", "little", [0x2301, 0x6745, 0xAB89, 0xEFCD]),
-    ("little", "little", [0xEFCD, 0xAB89, 0x6745, 0x2301]),
-])
+@pytest.mark.parametrize(
+    ("word", "byte", "regs"),
+    [
+        ("big", "big", [0x0123, 0x4567, 0x89AB, 0xCDEF]),
+        ("little", "big", [0xCDEF, 0x89AB, 0x4567, 0x0123]),
+        ("big", "little", [0x2301, 0x6745, 0xAB89, 0xEFCD]),
+        ("little", "little", [0xEFCD, 0xAB89, 0x6745, 0x2301]),
+    ],
+)
 def test_uint64_in_every_order(word: str, byte: str, regs: list[int]) -> None:
     assert decode(regs, type="uint64", word_order=word, byte_order=byte) == 0x0123456789ABCDEF
 
 
-@pytest.mark.parametrize(("dtype", "regs", "expected"), [
-    ("int16", [0xCFC7], -12345),
-    ("uint16", [0xD431], 54321),
-    ("int32", [0xF8A4, 0x32EB], -123456789),
-    ("uint32", [0xCE0A, 0x6A14], 3456789012),
-    ("int64", [0xEEDD, 0xEF0B, 0x8216, 0x7EEB], -1234567890123456789),
-    ("float64", [0x4005, 0xBF0A, 0x8B14, 0x5769], 2.718281828459045),
-])
+@pytest.mark.parametrize(
+    ("dtype", "regs", "expected"),
+    [
+        ("int16", [0xCFC7], -12345),
+        ("uint16", [0xD431], 54321),
+        ("int32", [0xF8A4, 0x32EB], -123456789),
+        ("uint32", [0xCE0A, 0x6A14], 3456789012),
+        ("int64", [0xEEDD, 0xEF0B, 0x8216, 0x7EEB], -1234567890123456789),
+        ("float64", [0x4005, 0xBF0A, 0x8B14, 0x5769], 2.718281828459045),
+    ],
+)
 def test_types_big_endian(dtype: str, regs: list[int], expected: object) -> None:
     assert decode(regs, type=dtype) == expected
 
@@ -61,7 +67,12 @@ def test_int16_byte_swapped() -> None:
 def test_bits_of_a_register() -> None:
     regs = [0b1010_0000_0000_0101]
     assert [decode(regs, type="bool", bit=b) for b in (0, 1, 2, 13, 15)] == [
-        True, False, True, True, True]
+        True,
+        False,
+        True,
+        True,
+        True,
+    ]
     assert decode([0x0100], type="bool", bit=0, byte_order="little") is True
     assert decode([0], type="bool") is False
     assert decode([7], type="bool") is True
@@ -95,8 +106,11 @@ def test_nan_and_infinity_raise_for_a_bad_reading() -> None:
         decode([0x7FF0, 0, 0, 0], type="float64")
 
 
-@given(st.floats(width=32, allow_nan=False, allow_infinity=False),
-       st.sampled_from(["big", "little"]), st.sampled_from(["big", "little"]))
+@given(
+    st.floats(width=32, allow_nan=False, allow_infinity=False),
+    st.sampled_from(["big", "little"]),
+    st.sampled_from(["big", "little"]),
+)
 def test_float32_round_trips_in_every_order(value: float, word: str, byte: str) -> None:
     raw = struct.pack(">f", value)
     words = [raw[0] << 8 | raw[1], raw[2] << 8 | raw[3]]
@@ -110,8 +124,11 @@ def test_float32_round_trips_in_every_order(value: float, word: str, byte: str) 
     assert math.isfinite(got)
 
 
-@given(st.integers(-(2**63), 2**63 - 1), st.sampled_from(["big", "little"]),
-       st.sampled_from(["big", "little"]))
+@given(
+    st.integers(-(2**63), 2**63 - 1),
+    st.sampled_from(["big", "little"]),
+    st.sampled_from(["big", "little"]),
+)
 def test_int64_round_trips_in_every_order(value: int, word: str, byte: str) -> None:
     raw = struct.pack(">q", value)
     words = [raw[i] << 8 | raw[i + 1] for i in range(0, 8, 2)]

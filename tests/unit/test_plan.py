@@ -7,8 +7,10 @@ from edge_agent.drivers.modbus.plan import plan, split
 
 
 def pts(*specs: tuple[str, int, str]) -> list[ModbusPoint]:
-    return [ModbusPoint.model_validate({"name": f"p{i}", "table": t, "address": a, "type": ty})
-            for i, (t, a, ty) in enumerate(specs)]
+    return [
+        ModbusPoint.model_validate({"name": f"p{i}", "table": t, "address": a, "type": ty})
+        for i, (t, a, ty) in enumerate(specs)
+    ]
 
 
 def spans(points: list[ModbusPoint], **kw: int) -> list[tuple[str, int, int]]:
@@ -40,18 +42,27 @@ def test_device_limit_lower_than_protocol() -> None:
 
 
 def test_bits_up_to_2000_per_request_and_tables_apart() -> None:
-    p = pts(*[("coil", a, "bool") for a in range(0, 4500, 3)], ("discrete", 0, "bool"),
-            ("holding", 0, "uint16"))
+    p = pts(
+        *[("coil", a, "bool") for a in range(0, 4500, 3)],
+        ("discrete", 0, "bool"),
+        ("holding", 0, "uint16"),
+    )
     got = spans(p)
     # coils at 0, 3, ..., 4497: 667 per request spans 1999 addresses
-    assert [s for s in got if s[0] == "coil"] == [("coil", 0, 1999), ("coil", 2001, 1999),
-                                                   ("coil", 4002, 496)]
-    assert ("discrete", 0, 1) in got and ("holding", 0, 1) in got
+    assert [s for s in got if s[0] == "coil"] == [
+        ("coil", 0, 1999),
+        ("coil", 2001, 1999),
+        ("coil", 4002, 496),
+    ]
+    assert ("discrete", 0, 1) in got
+    assert ("holding", 0, 1) in got
 
 
 def test_bits_of_one_register_share_it() -> None:
-    p = [ModbusPoint.model_validate({"name": f"b{b}", "address": 6, "type": "bool", "bit": b})
-         for b in range(4)]
+    p = [
+        ModbusPoint.model_validate({"name": f"b{b}", "address": 6, "type": "bool", "bit": b})
+        for b in range(4)
+    ]
     assert spans(p) == [("holding", 6, 1)]
 
 

@@ -23,8 +23,16 @@ from ...config.models import ModbusPoint
 
 Decoder = Callable[[bytes, Sequence[int]], Any]
 
-_CODES = {"int16": "h", "uint16": "H", "int32": "i", "uint32": "I", "int64": "q",
-          "uint64": "Q", "float32": "f", "float64": "d"}
+_CODES = {
+    "int16": "h",
+    "uint16": "H",
+    "int32": "i",
+    "uint32": "I",
+    "int64": "q",
+    "uint64": "Q",
+    "float32": "f",
+    "float64": "d",
+}
 
 
 def words_to_bytes(words: Sequence[int], word_order: str, byte_order: str) -> bytes:
@@ -59,9 +67,11 @@ def compile_point(point: ModbusPoint, offset: int) -> Decoder:
 
     unpack = struct.Struct(">" + _CODES[dtype]).unpack_from
     if wo == "big" and bo == "big":
+
         def number(buf: bytes, regs: Sequence[int]) -> Any:
             return unpack(buf, offset * 2)[0]
     else:
+
         def number(buf: bytes, regs: Sequence[int]) -> Any:
             return unpack(words_to_bytes(regs[offset:end], wo, bo))[0]
 
@@ -69,11 +79,13 @@ def compile_point(point: ModbusPoint, offset: int) -> Decoder:
         number = _shortest32(number)
     scaled = _scaled(number, point.scale, point.offset)
     if dtype.startswith("float"):
+
         def finite(buf: bytes, regs: Sequence[int]) -> Any:
             value = scaled(buf, regs)
             if not math.isfinite(value):
                 raise ValueError("not_a_number" if math.isnan(value) else "infinite")
             return value
+
         return finite
     return scaled
 

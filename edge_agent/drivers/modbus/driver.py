@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from struct import error as struct_error
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from struct import error as struct_error
 from typing import Any
 
 from pymodbus.client import AsyncModbusTcpClient
@@ -21,12 +21,22 @@ from .plan import BIT_TABLES, Block, plan, split
 log = logging.getLogger(__name__)
 
 EXCEPTION_CODES = {
-    1: "illegal_function", 2: "illegal_data_address", 3: "illegal_data_value",
-    4: "server_device_failure", 5: "acknowledge", 6: "server_device_busy",
-    8: "memory_parity_error", 10: "gateway_path_unavailable", 11: "gateway_target_no_response",
+    1: "illegal_function",
+    2: "illegal_data_address",
+    3: "illegal_data_value",
+    4: "server_device_failure",
+    5: "acknowledge",
+    6: "server_device_busy",
+    8: "memory_parity_error",
+    10: "gateway_path_unavailable",
+    11: "gateway_target_no_response",
 }
-_READS = {"coil": "read_coils", "discrete": "read_discrete_inputs",
-          "holding": "read_holding_registers", "input": "read_input_registers"}
+_READS = {
+    "coil": "read_coils",
+    "discrete": "read_discrete_inputs",
+    "holding": "read_holding_registers",
+    "input": "read_input_registers",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,21 +66,31 @@ class ModbusTcpDriver:
     def __init__(self, device: ModbusTcpDevice, *, keep_raw: bool = False) -> None:
         self.device = device
         self.keep_raw = keep_raw
-        self.blocks = [_compile(b) for b in plan(device.points, device.max_gap,
-                                                  device.max_registers, device.max_bits)]
+        self.blocks = [
+            _compile(b)
+            for b in plan(device.points, device.max_gap, device.max_registers, device.max_bits)
+        ]
         self._client: AsyncModbusTcpClient | None = None
         self.requests = 0  # read requests sent: for statistics and tests
 
     def describe(self) -> str:
         reqs = ", ".join(f"{c.block.table} {c.block.start}+{c.block.count}" for c in self.blocks)
-        return (f"modbus-tcp {self.device.host}:{self.device.port} unit {self.device.unit_id}: "
-                f"{len(self.device.points)} points in {len(self.blocks)} requests ({reqs})")
+        return (
+            f"modbus-tcp {self.device.host}:{self.device.port} unit {self.device.unit_id}: "
+            f"{len(self.device.points)} points in {len(self.blocks)} requests ({reqs})"
+        )
 
     async def connect(self) -> None:
         await self.close()
         dev = self.device
-        client = AsyncModbusTcpClient(dev.host, port=dev.port, timeout=dev.timeout, retries=0,
-                                      reconnect_delay=0, name=dev.name)
+        client = AsyncModbusTcpClient(
+            dev.host,
+            port=dev.port,
+            timeout=dev.timeout,
+            retries=0,
+            reconnect_delay=0,
+            name=dev.name,
+        )
         try:
             async with asyncio.timeout(dev.timeout + 1):
                 ok = await client.connect()
@@ -110,8 +130,9 @@ class ModbusTcpDriver:
             values = response.registers
             buf = registers_to_bytes(values[: block.count])
         if len(values) < block.count:
-            return [Reading(p.name, None, Quality.BAD, ts, "malformed_response")
-                    for p in block.points]
+            return [
+                Reading(p.name, None, Quality.BAD, ts, "malformed_response") for p in block.points
+            ]
         out: list[Reading] = []
         raw = self.keep_raw
         for point, off, decode in compiled.decoders:
@@ -120,17 +141,22 @@ class ModbusTcpDriver:
             except (ValueError, struct_error) as err:
                 out.append(Reading(point.name, None, Quality.BAD, ts, str(err) or "decode_error"))
                 continue
-            regs = tuple(int(v) for v in values[off: off + point.width]) if raw else None
+            regs = tuple(int(v) for v in values[off : off + point.width]) if raw else None
             out.append(Reading(point.name, value, Quality.GOOD, ts, None, regs))
         return out
 
     async def _split(self, compiled: _Compiled) -> list[Reading]:
         """The device refuses to be read through unused addresses: stop doing it, for good."""
         parts = [_compile(b) for b in split(compiled.block)]
-        log.warning("%s: device refuses reads through unused addresses at %s %d+%d; reading "
-                    "them as %d separate requests from now on (set max_gap: 0 to silence this)",
-                    self.device.name, compiled.block.table, compiled.block.start,
-                    compiled.block.count, len(parts))
+        log.warning(
+            "%s: device refuses reads through unused addresses at %s %d+%d; reading "
+            "them as %d separate requests from now on (set max_gap: 0 to silence this)",
+            self.device.name,
+            compiled.block.table,
+            compiled.block.start,
+            compiled.block.count,
+            len(parts),
+        )
         i = self.blocks.index(compiled)
         self.blocks[i : i + 1] = parts
         out: list[Reading] = []
@@ -156,6 +182,3 @@ class ModbusTcpDriver:
             raise DeviceUnavailable(f"I/O error: {err}") from err
         except ModbusException as err:
             raise DeviceUnavailable(f"malformed answer: {err}") from err
-
-
-

@@ -29,8 +29,9 @@ class Block:
         return len(covered) < self.count
 
 
-def plan(points: list[ModbusPoint], max_gap: int, max_registers: int = 125,
-         max_bits: int = 2000) -> list[Block]:
+def plan(
+    points: list[ModbusPoint], max_gap: int, max_registers: int = 125, max_bits: int = 2000
+) -> list[Block]:
     """Blocks in table order (coil, discrete, holding, input), then by address."""
     blocks: list[Block] = []
     for table in ("coil", "discrete", "holding", "input"):
@@ -55,5 +56,9 @@ def plan(points: list[ModbusPoint], max_gap: int, max_registers: int = 125,
 def split(block: Block) -> list[Block]:
     """The same points without reading through gaps: for devices that refuse unused addresses."""
     limit = 2000 if block.table in BIT_TABLES else 125
-    return plan(list(block.points), max_gap=0, max_registers=min(limit, block.count),
-                max_bits=min(limit, block.count))
+    return plan(
+        list(block.points),
+        max_gap=0,
+        max_registers=min(limit, block.count),
+        max_bits=min(limit, block.count),
+    )

@@ -71,6 +71,7 @@ class Agent:
             pub_task = self._start_publisher()
             self._start_runners()
             watchdog = tg.create_task(self._watchdog())
+            buffer_watch = tg.create_task(self.buffer.watch())
             sdnotify.notify("READY=1")
             log.info(
                 "edge-agent %s running: %d devices, publishing to %s",
@@ -85,6 +86,7 @@ class Agent:
             deadline = time.monotonic() + STOP_BUDGET
             await self._stop_runners()
             watchdog.cancel()
+            buffer_watch.cancel()
             await self._stop_publisher(pub_task, deadline)
         await self.buffer.close()
         log.info("stopped; %d messages remain buffered", self.buffer.stats.depth)

@@ -350,7 +350,10 @@ class MqttPublisher:
     def _on_disconnect(
         self, client: paho.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any
     ) -> None:
-        self._connection_lost(f"disconnected from {self.cfg.host}:{self.cfg.port}: {rc}")
+        # paho reports a dropped TCP connection as "Unspecified error" (0x80); a DISCONNECT
+        # from the broker carries its own reason.
+        why = "connection lost" if rc.value == 0x80 else f"the broker said {rc}"
+        self._connection_lost(f"disconnected from {self.cfg.host}:{self.cfg.port}: {why}")
 
     def _connection_lost(self, reason: str) -> None:
         if self._lost is not None and not self._lost.done():

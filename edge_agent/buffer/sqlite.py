@@ -91,6 +91,7 @@ class SqliteBuffer:
         self._seqs: dict[str, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listeners: list[Callable[[], None]] = []
+        self._death: asyncio.Future[BaseException] | None = None
 
     # ---- event-loop side -------------------------------------------------------------
     async def open(self) -> None:
@@ -142,6 +143,18 @@ class SqliteBuffer:
         self._thread.join()
         self._thread = None
 
+    async def watch(self) -> None:
+        """Raise BufferError if the buffer thread dies: the agent must then exit (and be
+        restarted by systemd) rather than poll into a buffer that no longer commits."""
+        assert self._loop is not None
+        self._death = self._loop.create_future()
+        err = await self._death
+        raise BufferError(f"the buffer thread died: {err!r}")
+
+    def _died(self, err: BaseException) -> None:
+        if self._death is not None and not self._death.done():
+            self._death.set_result(err)
+
     def _notify(self) -> None:
         for cb in self._listeners:
             cb()
@@ -156,6 +169,11 @@ class SqliteBuffer:
         ready.set_result(None)
         try:
             self._serve(db)
+        except BaseException as err:
+            log.critical("buffer thread failed: nothing more can be buffered", exc_info=True)
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._died, err)
+            raise
         finally:
             db.close()
 
@@ -242,9 +260,12 @@ class SqliteBuffer:
                     cmd[1].set_result(None)
                     return
                 _, after_id, limit, fut = cmd
+                if not fut.set_running_or_notify_cancel():
+                    continue  # the asker was cancelled (a publisher that lost its connection)
                 try:
                     fut.set_result(self._fetch(db, after_id, limit) if limit else [])
                 except sqlite3.Error as err:
+                    self.stats.io_errors += 1
                     fut.set_exception(err)
 
     def _commit(

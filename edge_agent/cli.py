@@ -72,7 +72,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         print(f"{args.config}: {len(err.problems)} problem(s); not started", file=sys.stderr)
         return EXIT_CONFIG_RUN
-    except Exception as err:  # noqa: BLE001 - logged with its traceback by the agent
+    except Exception as err:
         print(f"edge-agent: stopped by an internal error: {err!r}", file=sys.stderr)
         return 1
 

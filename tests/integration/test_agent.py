@@ -11,8 +11,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from tests.support.agent import AgentProcess, SimThread, write_config
 from tests.support.broker import Broker
 from tests.support.proxy import CuttableProxy

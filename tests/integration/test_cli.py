@@ -1,0 +1,115 @@
+"""The command line as an integrator uses it: check, schema, read."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edge_agent.cli import main
+from edge_agent.config.models import Config
+from tests.support.agent import SimThread, write_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "edge_agent", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, env=env, check=False)
+
+
+def test_check_prints_a_summary_without_secrets(tmp_path: Path) -> None:
+    (tmp_path / "mqtt.pass").write_text("very-secret-file-password\n")
+    config = write_config(tmp_path / "c.yaml", "mqtts://broker.example:8883", [
+        {"name": "pump-101", "protocol": "modbus-tcp", "host": "10.0.0.5",
+         "points": [{"name": "p", "address": 0, "type": "float32"},
+                    {"name": "q", "address": 100}]}],
+        mqtt={"username": "edge", "password_file": "mqtt.pass"})
+    proc = run("check", str(config))
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "very-secret-file-password" not in out + proc.stderr
+    assert f"password from file {tmp_path / 'mqtt.pass'}" in out
+    assert "pump-101  modbus-tcp 10.0.0.5:502 unit 1, every 1s, 2 points in 2 requests" in out
+    assert "maintenance4/test/gw-test/pump-101/telemetry" in out
+    assert "TLS on" in out
+
+
+def test_check_never_shows_an_environment_password(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGE_TEST_SECRET", "env-secret-123")
+    config = write_config(tmp_path / "c.yaml", "mqtt://127.0.0.1:1883", [],
+                          mqtt={"username": "edge", "password": "${EDGE_TEST_SECRET}"})
+    assert main(["check", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert "env-secret-123" not in out
+    assert "password from the environment" in out
+
+
+def test_schema_is_json_schema_of_the_models() -> None:
+    proc = run("schema")
+    assert proc.returncode == 0
+    schema = json.loads(proc.stdout)
+    assert schema["$schema"].endswith("2020-12/schema")
+    assert set(schema["properties"]) == set(Config.model_fields)
+    point = schema["$defs"]["ModbusPoint"]
+    assert point["additionalProperties"] is False
+    assert "float32" in json.dumps(point["properties"]["type"])
+
+
+def test_schema_file_in_docs_is_current() -> None:
+    """docs/config.schema.json is what editors load: it must match the models."""
+    proc = run("schema")
+    assert (ROOT / "docs" / "config.schema.json").read_text() == proc.stdout, (
+        "regenerate it: python -m edge_agent schema > docs/config.schema.json")
+
+
+def test_read_prints_decoded_values_and_raw_registers(tmp_path: Path,
+                                                      modbus_sim: SimThread) -> None:
+    config = write_config(tmp_path / "c.yaml", "mqtt://127.0.0.1:1", [
+        {"name": "pump-101", "protocol": "modbus-tcp", "host": "127.0.0.1",
+         "port": modbus_sim.port, "points": [
+             {"name": "discharge_pressure", "address": 0, "type": "float32", "unit": "bar"},
+             {"name": "bearing_temp", "address": 5, "type": "int16", "scale": 0.1,
+              "unit": "degC"},
+             {"name": "beyond", "address": 5000}]}])
+    proc = run("read", str(config), "pump-101")
+    assert proc.returncode == 1  # one point is bad
+    lines = proc.stdout.splitlines()
+    assert lines[0].startswith("pump-101  (modbus-tcp 127.0.0.1:")
+    assert lines[1].split() == ["POINT", "VALUE", "UNIT", "QUALITY", "RAW"]
+    assert lines[2].split() == ["discharge_pressure", "3.42", "bar", "good", "405A", "E148"]
+    assert lines[3].split() == ["bearing_temp", "61.3", "degC", "good", "0265"]
+    assert lines[4].split() == ["beyond", "-", "bad", "(illegal_data_address)"]
+
+
+def test_read_names_an_unknown_device_and_an_unreachable_one(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.yaml", "mqtt://127.0.0.1:1", [
+        {"name": "pump-9", "protocol": "modbus-tcp", "host": "127.0.0.1", "port": 1,
+         "timeout": "200ms", "points": [{"name": "a", "address": 0}]}])
+    proc = run("read", str(config), "pump-1")
+    assert proc.returncode == 2
+    assert "no device named 'pump-1'; devices: pump-9" in proc.stderr
+    proc = run("read", str(config))
+    assert proc.returncode == 1
+    assert "pump-9  127.0.0.1:1: unreachable: cannot connect to 127.0.0.1:1" in proc.stdout
+    assert "Traceback" not in proc.stderr
+
+
+def test_run_with_a_bad_config_exits_78_without_traceback(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("gateway: {id: gw, site: s}\nmqtt: {url: mqtt://x}\nbogus: 1\n")
+    proc = run("run", str(bad))
+    assert proc.returncode == 78
+    assert f"{bad}:3:1: bogus: unknown key 'bogus'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_usage_errors_exit_2() -> None:
+    proc = run("frobnicate")
+    assert proc.returncode == 2
+    assert "invalid choice" in proc.stderr

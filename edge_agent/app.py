@@ -31,6 +31,7 @@ from .drivers.registry import make_driver
 from .meta import meta_messages
 from .pipeline import Pipeline
 from .publisher import MqttPublisher
+from .readings import Message
 from .runner import DeviceRunner
 
 log = logging.getLogger("edge_agent")
@@ -163,7 +164,11 @@ class Agent:
             await self._stop_publisher(pub_task, time.monotonic() + 2)
             pub_task = self._start_publisher()
         else:
-            await self.publisher.republish_state()
+            # A removed device's retained meta would describe a machine no longer polled.
+            removed = {d.name for d in old.devices} - {d.name for d in new.devices}
+            await self.publisher.republish_state(
+                [Message(f"{old.prefix()}/meta/{n}", b"", 1, retain=True) for n in sorted(removed)]
+            )
         self._start_runners()
         log.info("reloaded: %d devices", len(new.devices))
         sdnotify.notify("READY=1")

@@ -142,11 +142,12 @@ class MqttPublisher:
             self._flush_writes(client)
         self._teardown()
 
-    async def republish_state(self) -> None:
-        """After a reload: the retained meta messages describe the new configuration."""
+    async def republish_state(self, extra: list[Message] | None = None) -> None:
+        """After a reload: the retained meta messages describe the new configuration; `extra`
+        (empty retained payloads) clears those of removed devices."""
         if self.connected:
             with contextlib.suppress(ConnectFailed):
-                for m in self.state_messages():
+                for m in [*(extra or []), *self.state_messages()]:
                     await self._publish_state(m)
 
     # ---- connection --------------------------------------------------------------------

@@ -226,9 +226,13 @@ def amqtt_available() -> bool:
 
 
 def mosquitto_config(port: int) -> str:
+    # Started as root, mosquitto would switch to the `mosquitto` user, and that change of
+    # credentials cancels the parent-death signal: it would outlive a killed demo.
+    user = ["user root"] if os.geteuid() == 0 else []
     return "\n".join(
         [
             "# written by simulators/demo.py for one demo run",
+            *user,
             f"listener {port} {HOST}",
             "allow_anonymous true",
             "persistence false",

@@ -186,9 +186,10 @@ def test_sighup_reloads_and_a_bad_reload_keeps_the_running_config(
 ) -> None:
     sub = subscriber_factory(broker.url, f"{PREFIX}/#")
     config = tmp_path / "a.yaml"
-    write_config(config, broker.url, [pump(modbus_sim.port)])
+    write_config(config, broker.url, [pump(modbus_sim.port), pump(modbus_sim.port, "pump-102")])
     agent = agent_factory(config)
     wait_telemetry(sub, 2)
+    wait_telemetry(sub, 1, "pump-102")
 
     extra = {"name": "speed_rpm", "address": 11, "unit": "rpm"}
     write_config(config, broker.url, [pump(modbus_sim.port, points=[*PUMP_POINTS, extra])])
@@ -206,6 +207,10 @@ def test_sighup_reloads_and_a_bad_reload_keeps_the_running_config(
             m.topic.endswith("meta/pump-101") and "speed_rpm" in m.text() for m in sub.messages
         )
     )
+    # pump-102 left the config: its retained meta is gone, pump-101's describes the new point.
+    late = subscriber_factory(broker.url, f"{PREFIX}/meta/+")
+    late.wait_for(lambda msgs: any("speed_rpm" in m.text() for m in msgs))
+    assert [m.topic for m in late.messages] == [f"{PREFIX}/meta/pump-101"]
 
     config.write_text(config.read_text().replace("type: float32", "type: float33"))
     agent.signal(signal.SIGHUP)

@@ -20,11 +20,13 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sqlite3
 import time
 
 from . import __version__, sdnotify
 from .backoff import Backoff
 from .buffer import SqliteBuffer
+from .buffer.sqlite import BufferUnavailable
 from .config import ConfigError, Loaded, load_config
 from .config.models import Config
 from .drivers.registry import make_driver
@@ -63,7 +65,11 @@ class Agent:
             (signal.SIGHUP, "reload"),
         ):
             loop.add_signal_handler(sig, self._events.put_nowait, event)
-        await self.buffer.open()
+        try:
+            await self.buffer.open()
+        except (BufferUnavailable, sqlite3.Error) as err:
+            log.critical("cannot open the buffer: %s", err)
+            return 1
         self.pipeline = Pipeline(
             self.cfg.prefix(), self.cfg.mqtt.qos, self.buffer.put, self.buffer.last_seqs()
         )

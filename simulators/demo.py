@@ -176,21 +176,28 @@ class Child:
         lines = [line for line in self.log_text().splitlines() if line.strip()]
         return lines[-count:]
 
-    def stop(self, force: Callable[[], bool]) -> int | None:
-        """SIGTERM, wait up to STOP_TIMEOUT (less if `force()` turns true), then SIGKILL."""
+    def stop(self, hurry: Callable[[], bool]) -> bool:
+        """SIGTERM, wait up to STOP_TIMEOUT (less once `hurry()`), then SIGKILL.
+
+        True if it stopped as asked: with status 0, or by our SIGTERM itself (it was still
+        starting and had no handler yet), or killed because the user insisted (`hurry()`).
+        A child that had already exited counts as stopped; the caller reported it.
+        """
         process = self.process
-        if process is None:
-            return None
+        if process is None or process.poll() is not None:
+            return True
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while process.poll() is None and time.monotonic() < deadline and not hurry():
+            time.sleep(TICK)
         if process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + STOP_TIMEOUT
-            while process.poll() is None and time.monotonic() < deadline and not force():
-                time.sleep(TICK)
-            if process.poll() is None:
-                say(f"the {self.name} did not stop; killing it")
-                process.kill()
-        return process.wait()
+            if not hurry():
+                say(f"the {self.name} did not stop within {STOP_TIMEOUT:g} s; killing it")
+            process.kill()
+            process.wait()
+            return hurry()
+        return process.returncode in (0, -signal.SIGTERM)
 
     def describe_exit(self) -> str:
         code = self.returncode
@@ -801,10 +808,8 @@ class Demo:
         """Stop the agent, then the viewer, broker and simulator; False if one misbehaved."""
         clean = True
         agent = self.agent
-        if agent is not None and agent.process is not None:
-            was_running = agent.running
-            code = agent.stop(self.hurry)
-            if was_running and code != 0:
+        if agent is not None:
+            if not agent.stop(self.hurry):
                 clean = False
                 say(f"the edge agent {agent.describe_exit()} when asked to stop")
                 self.print_log(agent, 10)
@@ -815,11 +820,7 @@ class Demo:
             self.viewer.stop()
         self.screen.close()
         for child in reversed(self.children):
-            if child is agent or child.process is None:
-                continue
-            was_running = child.running
-            code = child.stop(self.hurry)
-            if was_running and code != 0:
+            if child is not agent and not child.stop(self.hurry):
                 clean = False
                 say(f"the {child.name} {child.describe_exit()} when asked to stop")
                 self.print_log(child, 10)

@@ -64,7 +64,7 @@ class BufferStats:
     quarantined: list[str] = field(default_factory=list)
 
 
-class BufferError(Exception):
+class BufferUnavailable(Exception):
     """The buffer cannot be used (its directory is not writable, say)."""
 
 
@@ -144,12 +144,12 @@ class SqliteBuffer:
         self._thread = None
 
     async def watch(self) -> None:
-        """Raise BufferError if the buffer thread dies: the agent must then exit (and be
+        """Raise BufferUnavailable if the buffer thread dies: the agent must then exit (and be
         restarted by systemd) rather than poll into a buffer that no longer commits."""
         assert self._loop is not None
         self._death = self._loop.create_future()
         err = await self._death
-        raise BufferError(f"the buffer thread died: {err!r}")
+        raise BufferUnavailable(f"the buffer thread died: {err!r}")
 
     def _died(self, err: BaseException) -> None:
         if self._death is not None and not self._death.done():
@@ -178,9 +178,18 @@ class SqliteBuffer:
             db.close()
 
     def _open_db(self) -> sqlite3.Connection:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise BufferUnavailable(
+                f"cannot use buffer directory {self.path.parent}: "
+                f"{err.strerror or err}; fix buffer.path"
+            ) from err
         if not os.access(self.path.parent, os.W_OK):
-            raise BufferError(f"buffer directory {self.path.parent} is not writable")
+            raise BufferUnavailable(
+                f"cannot use buffer directory {self.path.parent}: not writable "
+                "by this user; fix its owner or buffer.path"
+            )
         db: sqlite3.Connection | None = None
         try:
             db = self._connect()

@@ -1,0 +1,140 @@
+"""The SQLite buffer's contract: committed means stored, ack means gone, seqs survive."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from edge_agent.buffer import SqliteBuffer
+from edge_agent.buffer.sqlite import BufferUnavailable
+from edge_agent.readings import Message
+
+
+def msg(device: str, seq: int) -> Message:
+    return Message(f"p/{device}/telemetry", f'{{"seq":{seq}}}'.encode(), 1, device, seq)
+
+
+async def opened(path: Path) -> SqliteBuffer:
+    buf = SqliteBuffer(path, flush_interval=0.01)
+    await buf.open()
+    return buf
+
+
+async def test_put_fetch_ack_in_order(tmp_path: Path) -> None:
+    buf = await opened(tmp_path / "b.db")
+    for i in range(1, 6):
+        buf.put(msg("a", i))
+    await buf.flush()
+    rows = await buf.fetch(0, 10)
+    assert [r.message.seq for r in rows] == [1, 2, 3, 4, 5]
+    assert [r.message for r in rows] == [msg("a", i) for i in range(1, 6)]
+    assert [r.message.seq for r in await buf.fetch(rows[1].id, 2)] == [3, 4]
+    buf.ack([rows[0].id, rows[1].id])
+    await buf.flush()
+    assert [r.message.seq for r in await buf.fetch(0, 10)] == [3, 4, 5]
+    assert buf.stats.depth == 3
+    await buf.close()
+
+
+async def test_messages_and_seqs_survive_a_reopen(tmp_path: Path) -> None:
+    buf = await opened(tmp_path / "b.db")
+    for i in range(1, 4):
+        buf.put(msg("a", i))
+    buf.put(msg("b", 7))
+    await buf.close()
+    buf = await opened(tmp_path / "b.db")
+    assert buf.last_seqs() == {"a": 3, "b": 7}
+    assert [(r.message.device, r.message.seq) for r in await buf.fetch(0, 10)] == [
+        ("a", 1),
+        ("a", 2),
+        ("a", 3),
+        ("b", 7),
+    ]
+    await buf.close()
+
+
+async def test_seq_is_kept_after_its_message_was_delivered(tmp_path: Path) -> None:
+    buf = await opened(tmp_path / "b.db")
+    buf.put(msg("a", 41))
+    await buf.flush()
+    buf.ack([r.id for r in await buf.fetch(0, 10)])
+    await buf.close()
+    buf = await opened(tmp_path / "b.db")
+    assert await buf.fetch(0, 10) == []
+    assert buf.last_seqs() == {"a": 41}  # the next message is 42, never 1 again
+    await buf.close()
+
+
+async def test_commit_notifies_listeners(tmp_path: Path) -> None:
+    buf = await opened(tmp_path / "b.db")
+    committed = asyncio.Event()
+    buf.on_commit(committed.set)
+    buf.put(msg("a", 1))
+    await asyncio.wait_for(committed.wait(), 5)
+    await buf.close()
+
+
+async def test_dead_letter_leaves_the_queue_and_is_kept(tmp_path: Path) -> None:
+    buf = await opened(tmp_path / "b.db")
+    buf.put(msg("a", 1))
+    buf.put(msg("a", 2))
+    await buf.flush()
+    first = (await buf.fetch(0, 1))[0]
+    buf.dead_letter(first.id, "Not authorized")
+    await buf.flush()
+    assert [r.message.seq for r in await buf.fetch(0, 10)] == [2]
+    assert buf.stats.dead_lettered == 1
+    await buf.close()
+    with sqlite3.connect(tmp_path / "b.db") as db:
+        assert db.execute("SELECT seq, reason FROM dead_letters").fetchall() == [
+            (1, "Not authorized")
+        ]
+
+
+async def test_a_cancelled_fetch_does_not_kill_the_buffer(tmp_path: Path) -> None:
+    buf = await opened(tmp_path / "b.db")
+    buf.put(msg("a", 1))
+    for _ in range(20):
+        task = asyncio.create_task(buf.fetch(0, 10))
+        await asyncio.sleep(0)
+        task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert [r.message.seq for r in await buf.fetch(0, 10)] == [1]
+    await buf.close()
+
+
+def quarantined(folder: Path) -> list[Path]:
+    return [p for p in folder.glob("b.db.corrupt-*") if not p.name.endswith(("-wal", "-shm"))]
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+async def test_a_corrupt_file_is_moved_aside_and_a_fresh_one_used(
+    tmp_path: Path, damage: str
+) -> None:
+    path = tmp_path / "b.db"
+    buf = await opened(path)
+    for i in range(1, 200):
+        buf.put(msg("a", i))
+    await buf.close()
+    data = path.read_bytes()
+    if damage == "garbage":
+        path.write_bytes(b"this is not a database" * 100)
+    else:
+        path.write_bytes(data[: 4096 + 2048])  # a torn copy: half of the second page
+    buf = await opened(path)
+    buf.put(msg("a", 200))
+    await buf.flush()
+    assert [r.message.seq for r in await buf.fetch(0, 10)] == [200]
+    await buf.close()
+    assert buf.stats.quarantined == [str(p) for p in quarantined(tmp_path)]
+    assert len(buf.stats.quarantined) == 1
+
+
+async def test_an_impossible_path_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    buf = SqliteBuffer(tmp_path / "file" / "b.db")
+    with pytest.raises(BufferUnavailable, match=r"cannot use buffer directory .*file"):
+        await buf.open()

@@ -115,6 +115,8 @@ class MqttPublisher:
         """Wait until the buffer has nothing left to send (True) or `timeout` passes."""
         end = time.monotonic() + timeout
         await self.buffer.flush()
+        if not self.connected:
+            return False  # no broker to hand anything to: it stays buffered for next time
         while time.monotonic() < end:
             idle = self.connected and not self._inflight
             if idle and not await self.buffer.fetch(self._cursor, 1):

@@ -173,8 +173,26 @@ class Child:
             return ""
 
     def log_tail(self, count: int) -> list[str]:
-        lines = [line for line in self.log_text().splitlines() if line.strip()]
-        return lines[-count:]
+        """The last `count` non-blank lines (read from the file's last 64 KiB only)."""
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(max(log.seek(0, os.SEEK_END) - 65536, 0))
+                text = log.read().decode(errors="replace")
+        except FileNotFoundError:
+            return []
+        return [line for line in text.splitlines() if line.strip()][-count:]
+
+    def log_since(self, offset: int) -> tuple[list[str], int]:
+        """Complete lines written after byte `offset`, and the offset after them."""
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(offset)
+                data = log.read()
+        except FileNotFoundError:
+            return [], offset
+        data = data[: data.rfind(b"\n") + 1]  # a line still being written waits
+        lines = data.decode(errors="replace").splitlines()
+        return [line for line in lines if line.strip()], offset + len(data)
 
     def stop(self, hurry: Callable[[], bool]) -> bool:
         """SIGTERM, wait up to STOP_TIMEOUT (less once `hurry()`), then SIGKILL.
@@ -276,7 +294,6 @@ class DeviceState:
     poll_ms: int | None = None
     points: dict[str, PointState] = field(default_factory=dict)
     seq: int | None = None
-    messages: int = 0
     seq_gaps: int = 0  # messages whose seq was not the previous one + 1
 
     def point(self, name: str) -> PointState:
@@ -290,7 +307,6 @@ class Board:
         self.lock = threading.Lock()
         self.devices: dict[str, DeviceState] = {}
         self.agent_state = "starting"
-        self.agent_version: str | None = None
         self.gateway: str | None = None
         self.messages = 0
         self.malformed = 0
@@ -316,7 +332,6 @@ class Board:
         if len(parts) == 4 and parts[3] == "status":
             self.gateway = parts[2]
             self.agent_state = str(doc["state"])
-            self.agent_version = doc.get("version")
         elif len(parts) == 5 and parts[3] == "meta":
             self._apply_meta(self.device(parts[4]), doc)
         elif len(parts) == 5 and parts[4] == "telemetry":
@@ -341,7 +356,6 @@ class Board:
             if dev.seq is not None and seq != dev.seq + 1:
                 dev.seq_gaps += 1
             dev.seq = seq
-        dev.messages += 1
         for reading in doc["readings"]:
             point = dev.point(str(reading["point"]))
             point.seen = True
@@ -402,22 +416,25 @@ class FrameInfo:
     log_lines: list[str] = field(default_factory=list)
 
 
-def render(board: Board, info: FrameInfo) -> list[list[Segment]]:
-    """The whole table as lines of styled segments (the caller holds `board.lock`)."""
+def render(board: Board, info: FrameInfo, compact: bool = False) -> list[list[Segment]]:
+    """The whole table as lines of styled segments (the caller holds `board.lock`).
+
+    `compact` leaves out the blank lines and the log's title, so that two pumps and three
+    log lines still fit a classic 80x24 terminal.
+    """
     state = board.agent_state
     state_style = {"online": "good", "offline": "bad"}.get(state, "warn")
     agent = f"agent {board.gateway}" if board.gateway else "agent"
-    version = f" (v{board.agent_version})" if board.agent_version else ""
     lines: list[list[Segment]] = [
         [
             ("edge-agent demo", "title"),
-            (f"  up {info.elapsed:.0f} s  ", ""),
+            (" · ", ""),
             ("stopped" if info.final else "Ctrl-C to stop", "bold"),
+            (f" · up {info.elapsed:.0f} s · {board.messages} MQTT messages received", ""),
         ],
         [
-            (f"broker {info.broker_url} ({info.broker_kind})   {agent}: ", ""),
+            (f"broker {info.broker_url} ({info.broker_kind}) · {agent} ", ""),
             (state, state_style),
-            (f"{version}   messages received: {board.messages}", ""),
         ],
     ]
     if state == "starting" and info.elapsed > NO_STATUS_HINT_AFTER:
@@ -426,14 +443,17 @@ def render(board: Board, info: FrameInfo) -> list[list[Segment]]:
         lines.append(
             [(f"{board.malformed} malformed message(s); last: {board.last_malformed}", "bad")]
         )
+    gap: list[list[Segment]] = [] if compact else [[]]
     if not board.devices:
-        lines += [[], [("waiting for the agent's first messages ...", "dim")]]
+        lines += [*gap, [("waiting for the agent's first messages ...", "dim")]]
     for dev in board.devices.values():
-        lines.append([])
-        lines += _render_device(dev, info.now_ms)
+        lines += [*gap, *_render_device(dev, info.now_ms)]
     if info.log_path is not None:
-        lines += [[], [(f"agent log ({info.log_path}), last lines:", "dim")]]
-        lines += [[("  " + line, "")] for line in info.log_lines]
+        if compact:
+            lines += [[("agent| ", "dim"), (line, "")] for line in info.log_lines]
+        else:
+            lines += [[], [(f"agent log ({info.log_path}), last lines:", "dim")]]
+            lines += [[("  " + line, "")] for line in info.log_lines]
     return lines
 
 
@@ -441,9 +461,9 @@ def _render_device(dev: DeviceState, now_ms: int) -> list[list[Segment]]:
     title: list[Segment] = [(dev.name, "bold")]
     if dev.description:
         title.append((f"  {dev.description}", ""))
-    every = f", polled every {dev.poll_ms / 1000:g} s" if dev.poll_ms else ""
+    every = f" · polled every {dev.poll_ms / 1000:g} s" if dev.poll_ms else ""
     seq = "-" if dev.seq is None else str(dev.seq)
-    title.append((f"  (seq {seq}, {dev.messages} message(s){every})", "dim"))
+    title.append((f"  · last message seq {seq}{every}", "dim"))
     if dev.seq_gaps:
         title.append((f"  {dev.seq_gaps} seq gap(s)", "warn"))
     name_w = max([len("point"), *(len(name) for name in dev.points)])
@@ -487,7 +507,6 @@ class Screen:
         self.tty = tty
         self.color = color
         self._started = False
-        self._log_seen = 0
         self.broken = False  # stdout went away (a pipe into `head`, a closed terminal)
 
     def _write(self, text: str) -> None:
@@ -502,12 +521,15 @@ class Screen:
             with contextlib.suppress(OSError, ValueError):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
 
+    @property
+    def room(self) -> int:
+        """Lines a frame may have: one less than the terminal, or the last one would scroll."""
+        return max(shutil.get_terminal_size().lines - 1, 2)
+
     def draw(self, lines: list[list[Segment]]) -> None:
         """Home the cursor and overwrite line by line: no full clear, so no flicker."""
         size = shutil.get_terminal_size()
-        room = max(size.lines - 1, 2)  # a full last line would scroll and break the redraw
-        if len(lines) > room:
-            lines = [line for line in lines if line]
+        room = self.room
         if len(lines) > room:
             hidden = len(lines) - room + 1
             lines = [*lines[: room - 1], [(f"({hidden} more lines: enlarge the window)", "dim")]]
@@ -520,9 +542,7 @@ class Screen:
         """Plain mode: the table without its log section, then the agent's new log lines."""
         out = [time.strftime("--- %H:%M:%S ---")]
         out += [compose(line, None, False) for line in lines]
-        new = agent_log[self._log_seen :]
-        self._log_seen = len(agent_log)
-        out += [f"agent| {line}" for line in new]
+        out += [f"agent| {line}" for line in agent_log]
         self._write("\n".join(out) + "\n\n")
 
     def close(self) -> None:
@@ -611,6 +631,7 @@ class Demo:
         self.broker_kind = ""
         self.broker_port = 0
         self.modbus_port = 0
+        self.log_offset = 0  # how much of the agent's log the plain snapshots have shown
         self.died = False  # a child died: keep its message on screen, no last frame
         tty = sys.stdout.isatty()
         self.screen = Screen(sys.stdout, tty, tty and not os.environ.get("NO_COLOR"))
@@ -773,7 +794,13 @@ class Demo:
             time.sleep(TICK)
 
     def draw(self, final: bool = False) -> None:
-        agent_log = self.agent.log_tail(10_000) if self.agent else []
+        tty = self.screen.tty
+        if self.agent is None:
+            agent_log = []
+        elif tty:
+            agent_log = self.agent.log_tail(LOG_LINES)
+        else:  # plain snapshots append what the agent logged since the last one
+            agent_log, self.log_offset = self.agent.log_since(self.log_offset)
         agent_log = [_LOG_DATE.sub("", line) for line in agent_log]
         info = FrameInfo(
             broker_url=self.broker_url,
@@ -781,12 +808,14 @@ class Demo:
             elapsed=time.monotonic() - self.started_at,
             now_ms=time.time_ns() // 1_000_000,
             final=final,
-            log_path=self.agent.log_path if self.agent and self.screen.tty else None,
-            log_lines=agent_log[-LOG_LINES:],
+            log_path=self.agent.log_path if self.agent and tty else None,
+            log_lines=agent_log,
         )
         with self.board.lock:
             lines = render(self.board, info)
-        if self.screen.tty:
+            if tty and len(lines) > self.screen.room:
+                lines = render(self.board, info, compact=True)
+        if tty:
             self.screen.draw(lines)
         else:
             self.screen.snapshot(lines, agent_log)

@@ -78,6 +78,13 @@ class Mqtt(Strict):
     def _protocol_text(cls, v: object) -> object:
         return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
 
+    @field_validator("keepalive")
+    @classmethod
+    def _keepalive(cls, v: float) -> float:
+        if v < 1 or v > 65535:
+            raise ValueError("must be between 1s and 18h (MQTT counts it in whole seconds)")
+        return v
+
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:

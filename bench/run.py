@@ -77,6 +77,7 @@ class ProcSample:
 
     ticks: int  # utime + stime, clock ticks
     sched_ns: int  # sum of the threads' scheduler runtime (ns); threads that ended are lost
+    main_ns: int  # the main thread's (the agent's event loop) scheduler runtime (ns)
     switches: int  # voluntary + involuntary context switches of the live threads
 
 
@@ -84,14 +85,17 @@ def proc_sample(pid: int) -> ProcSample:
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat.rsplit(")", 1)[1].split()
     ticks = int(fields[11]) + int(fields[12])
-    sched_ns = switches = 0
+    sched_ns = main_ns = switches = 0
     for tid in os.listdir(f"/proc/{pid}/task"):
         with contextlib.suppress(FileNotFoundError, ProcessLookupError):
-            sched_ns += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+            ns = int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[0])
+            sched_ns += ns
+            if tid == str(pid):
+                main_ns = ns
             for line in Path(f"/proc/{pid}/task/{tid}/status").read_text().splitlines():
                 if "ctxt_switches:" in line:
                     switches += int(line.split()[1])
-    return ProcSample(ticks, sched_ns, switches)
+    return ProcSample(ticks, sched_ns, main_ns, switches)
 
 
 def memory_kib(pid: int) -> tuple[int, int]:
@@ -318,8 +322,8 @@ class TelemetryCounter:
     Every message is parsed (orjson, as the agent itself uses) to check `seq` (+1 each, per
     device) and the poll `ts`: a gap of 1.5 intervals or more between consecutive polls of a
     device is a skipped slot, which is how drift shows from outside (the agent counts its
-    skipped polls but does not log them). Arrivals are kept as (monotonic time, readings) so
-    that any window can be counted afterwards.
+    skipped polls but does not log them). Arrivals are kept as (monotonic arrival time,
+    device, poll ts, readings) so that any window can be counted afterwards.
     """
 
     def __init__(self, port: int, topic: str, interval: float) -> None:
@@ -332,7 +336,7 @@ class TelemetryCounter:
         self.port = port
         self.interval_ms = interval * 1000
         self.tallies: dict[str, DeviceTally] = {}
-        self.arrivals: list[tuple[float, int]] = []
+        self.arrivals: list[tuple[float, str, int, int]] = []
         self.latencies_ms: list[float] = []  # arrival minus poll start, while `timing`
         self.timing = False
         self.errors: list[str] = []
@@ -358,10 +362,19 @@ class TelemetryCounter:
         self._client.loop_stop()
 
     def readings_between(self, t0: float, t1: float) -> int:
-        return sum(n for t, n in list(self.arrivals) if t0 <= t < t1)
+        """Readings that arrived between monotonic times t0 and t1."""
+        return sum(n for t, _, _, n in list(self.arrivals) if t0 <= t < t1)
 
     def messages_between(self, t0: float, t1: float) -> int:
-        return sum(1 for t, _ in list(self.arrivals) if t0 <= t < t1)
+        return sum(1 for t, _, _, _ in list(self.arrivals) if t0 <= t < t1)
+
+    def poll_times(self, wall0: float, wall1: float) -> dict[str, list[float]]:
+        """Per device, the poll start times (seconds, from the payload ts) in a wall window."""
+        out: dict[str, list[float]] = {}
+        for _, device, ts, _ in list(self.arrivals):
+            if wall0 * 1000 <= ts < wall1 * 1000:
+                out.setdefault(device, []).append(ts / 1000)
+        return out
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, rc: Any, props: Any) -> None:
         client.subscribe(self.topic, qos=1)
@@ -395,7 +408,7 @@ class TelemetryCounter:
             slots = math.floor((ts - tally.last_ts) / self.interval_ms + 0.5) - 1
             tally.skipped_slots += max(0, slots)
         tally.last_ts = ts
-        self.arrivals.append((now, len(readings)))
+        self.arrivals.append((now, device, ts, len(readings)))
         if self.timing:
             self.latencies_ms.append(wall_ms - ts)
 
@@ -416,8 +429,10 @@ class Window:
     """What one measured window saw: the target process, its helpers and the machine."""
 
     seconds: float
-    t0: float
+    t0: float  # monotonic
     t1: float
+    wall0: float  # the same instants on the wall clock, for the agent's epoch `ts`
+    wall1: float
     target: tuple[ProcSample, ProcSample]
     others: dict[str, float]  # CPU seconds (schedstat) of the helpers, by role
     machine_busy: float  # fraction of all cores
@@ -431,6 +446,12 @@ class Window:
     @property
     def sched_s(self) -> float:
         return (self.target[1].sched_ns - self.target[0].sched_ns) / 1e9
+
+    @property
+    def main_share(self) -> float:
+        """The main thread's part of the process's CPU (the agent: its event loop)."""
+        total = self.target[1].sched_ns - self.target[0].sched_ns
+        return (self.target[1].main_ns - self.target[0].main_ns) / total if total else math.nan
 
     @property
     def switches(self) -> int:
@@ -448,13 +469,13 @@ def measure(seconds: float, target: int, helpers: dict[str, list[int]]) -> Windo
         return out
 
     h0, m0 = helper_ns(), machine_sample()
-    t0, p0 = time.monotonic(), proc_sample(target)
+    t0, wall0, p0 = time.monotonic(), time.time(), proc_sample(target)
     samples = [(t0, p0.sched_ns)]
     end = t0 + seconds
     while (now := time.monotonic()) < end:
         time.sleep(min(1.0, end - now))
         samples.append((time.monotonic(), proc_sample(target).sched_ns))
-    t1, p1 = time.monotonic(), proc_sample(target)
+    t1, wall1, p1 = time.monotonic(), time.time(), proc_sample(target)
     samples[-1] = (t1, p1.sched_ns)
     m1, h1 = machine_sample(), helper_ns()
     total = max(1, m1.total - m0.total)
@@ -462,6 +483,8 @@ def measure(seconds: float, target: int, helpers: dict[str, list[int]]) -> Windo
         seconds=t1 - t0,
         t0=t0,
         t1=t1,
+        wall0=wall0,
+        wall1=wall1,
         target=(p0, p1),
         others={role: (h1[role] - h0[role]) / 1e9 for role in helpers},
         machine_busy=(m1.busy - m0.busy) / total,
@@ -496,6 +519,7 @@ class Result:
     rss_kib: int = 0
     hwm_kib: int = 0
     spread_us: list[float] = field(default_factory=list)
+    rates: dict[str, float] = field(default_factory=dict)  # readings/s per device, by poll times
     tallies: dict[str, DeviceTally] = field(default_factory=dict)
     skipped: int = 0  # floor: slots its own loop skipped
     latency_ms: list[float] = field(default_factory=list)
@@ -524,16 +548,22 @@ class Result:
         return self.window.sched_s * 1e6 / self.readings
 
     @property
+    def nominal_rate(self) -> float:
+        return self.points / self.interval
+
+    @property
     def per_device_per_s(self) -> float:
-        if self.window is None:
+        """The slowest device's readings per second, from its poll times in the window."""
+        if len(self.rates) < self.devices:
             return math.nan
-        return self.readings / self.devices / self.window.seconds
+        return min(self.rates.values())
 
     @property
     def rate_ok(self) -> bool:
         """Every poll slot delivered: within one message per device of the expected count
-        (a window edge can split a poll from its arrival), no skipped slot, no lost seq."""
-        if self.window is None:
+        (a window edge can split a poll from its arrival), no drift, no skipped slot, no
+        lost or repeated seq, no bad reading."""
+        if self.window is None or not self.per_device_per_s >= 0.998 * self.nominal_rate:
             return False
         slack = self.devices * self.points
         if self.readings < self.expected - slack:
@@ -547,6 +577,17 @@ class Result:
             )
             and len(self.tallies) == self.devices
         )
+
+
+def poll_rates(times: dict[str, list[float]], points: int) -> dict[str, float]:
+    """Readings per second of each device from its poll times (seconds) in a window: the
+    mean poll period, so that the edges of the window cannot add or remove a poll."""
+    out = {}
+    for device, ts in times.items():
+        ts = sorted(ts)
+        if len(ts) >= 2 and ts[-1] > ts[0]:
+            out[device] = points * (len(ts) - 1) / (ts[-1] - ts[0])
+    return out
 
 
 def agent_config(
@@ -698,6 +739,13 @@ class Bench:
             return POINTS * sum(1 for t in times if a <= t < b)
 
         result.window = window
+        result.rates = poll_rates(
+            {
+                str(i): [t for t in per_device if window.t0 <= t < window.t1]
+                for i, per_device in enumerate(data["done"])
+            },
+            POINTS,
+        )
         result.readings = count(window.t0, window.t1)
         result.messages = result.readings // POINTS
         result.skipped = sum(data["skipped"])
@@ -761,6 +809,7 @@ class Bench:
             result.exit_code = proc.returncode
             counter.close()
         result.window = window
+        result.rates = poll_rates(counter.poll_times(window.wall0, window.wall1), points)
         result.readings = counter.readings_between(window.t0, window.t1)
         result.messages = counter.messages_between(window.t0, window.t1)
         result.tallies = dict(counter.tallies)
@@ -801,25 +850,55 @@ def say(text: str) -> None:
 
 @dataclass
 class ImportCheck:
-    modules: list[str]
+    """Which heavy packages a Modbus-only agent has loaded, two ways.
+
+    `modules`: the issue's command, `import edge_agent.app` only. The Modbus driver is
+    imported lazily (drivers/registry.py), so this shows what the agent loads before it
+    knows its config. `running`: the same once the drivers of a Modbus-only config are
+    built, which is what the running agent holds.
+    """
+
+    modules: list[str] = field(default_factory=list)
+    running: list[str] = field(default_factory=list)
+    running_total: int = 0  # every module, for scale
     error: str = ""
 
-    def packages(self) -> dict[str, int]:
-        return {p: sum(1 for m in self.modules if m.split(".")[0] == p) for p in HEAVY}
+    @staticmethod
+    def packages(modules: list[str]) -> dict[str, int]:
+        return {p: sum(1 for m in modules if m.split(".")[0] == p) for p in HEAVY}
+
+    @property
+    def clean(self) -> bool:
+        """No OPC UA stack and no numpy, either way."""
+        both = self.modules + self.running
+        return not self.error and not any(m.split(".")[0] in ("asyncua", "numpy") for m in both)
 
 
-def import_check() -> ImportCheck:
-    proc = subprocess.run(
-        [PY, "-c", IMPORT_CHECK],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if proc.returncode != 0:
-        return ImportCheck([], proc.stderr.strip().splitlines()[-1:][0] if proc.stderr else "?")
-    return ImportCheck(ast.literal_eval(proc.stdout.strip()))
+IMPORT_RUNNING = (
+    "import sys, json, edge_agent.app\n"
+    "from edge_agent.config import load_config\n"
+    "from edge_agent.drivers.registry import make_driver\n"
+    "drivers = [make_driver(d) for d in load_config(sys.argv[1]).config.devices]\n"
+    "heavy = sorted(m for m in sys.modules if m.split('.')[0] in %r)\n"
+    "print(json.dumps({'heavy': heavy, 'total': len(sys.modules)}))\n" % (HEAVY,)
+)
+
+
+def import_check(config: Path) -> ImportCheck:
+    def run(argv: list[str]) -> str:
+        proc = subprocess.run(
+            argv, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+        )
+        if proc.returncode != 0:
+            raise RuntimeError((proc.stderr.strip().splitlines() or ["?"])[-1])
+        return proc.stdout.strip()
+
+    try:
+        modules = ast.literal_eval(run([PY, "-c", IMPORT_CHECK]))
+        running = json.loads(run([PY, "-c", IMPORT_RUNNING, str(config)]))
+    except (RuntimeError, ValueError, SyntaxError) as err:
+        return ImportCheck(error=str(err))
+    return ImportCheck(modules, running["heavy"], running["total"])
 
 
 # ---- the report ---------------------------------------------------------------------------------

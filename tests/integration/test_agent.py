@@ -291,6 +291,30 @@ def test_uplink_outage_loses_nothing(
     assert seen == list(range(1, seen[-1] + 1)), "a message was lost"
 
 
+def test_a_silently_dead_link_is_noticed_by_keepalive(
+    tmp_path: Path,
+    broker: Broker,
+    modbus_sim: SimThread,
+    agent_factory: AgentFactory,
+    subscriber_factory: SubscriberFactory,
+) -> None:
+    sub = subscriber_factory(broker.url, f"{PREFIX}/+/telemetry")
+    with CuttableProxy(broker.port) as link:
+        config = write_config(
+            tmp_path / "a.yaml", link.url, [pump(modbus_sim.port)], mqtt={"keepalive": "1s"}
+        )
+        agent = agent_factory(config)
+        wait_telemetry(sub, 2)
+        link.freeze()  # no FIN, no RST: only the missing PINGRESP tells
+        agent.wait_log("MQTT: disconnected", timeout=10)
+        agent.wait_log("MQTT: connected again", timeout=10)
+        last = max(m["seq"] for m in telemetry(sub))
+        sub.wait_for(lambda _: max(m["seq"] for m in telemetry(sub)) >= last + 5)
+        assert agent.terminate() == 0
+    seen = seqs_in_order(telemetry(sub))
+    assert seen == list(range(1, seen[-1] + 1)), "a message was lost"
+
+
 def test_broker_restart_is_survived(
     tmp_path: Path,
     fresh_broker: Broker,

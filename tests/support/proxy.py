@@ -21,6 +21,7 @@ class CuttableProxy:
         self._socks: set[socket.socket] = set()
         self._listener: socket.socket | None = None
         self.connections = 0
+        self._frozen: set[socket.socket] = set()
 
     @property
     def url(self) -> str:
@@ -44,6 +45,13 @@ class CuttableProxy:
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
             s.close()
+
+    def freeze(self) -> None:
+        """Silently drop every byte on the current connections, leaving them open: a link
+        that died without a FIN or RST (a pulled cable, a NAT that forgot us). New
+        connections work."""
+        with self._lock:
+            self._frozen = set(self._socks)
 
     def restore(self) -> None:
         self.start()
@@ -83,7 +91,8 @@ class CuttableProxy:
     def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
-                dst.sendall(data)
+                if src not in self._frozen:
+                    dst.sendall(data)
         except OSError:
             pass
         finally:

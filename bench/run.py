@@ -879,8 +879,8 @@ IMPORT_RUNNING = (
     "from edge_agent.config import load_config\n"
     "from edge_agent.drivers.registry import make_driver\n"
     "drivers = [make_driver(d) for d in load_config(sys.argv[1]).config.devices]\n"
-    "heavy = sorted(m for m in sys.modules if m.split('.')[0] in %r)\n"
-    "print(json.dumps({'heavy': heavy, 'total': len(sys.modules)}))\n" % (HEAVY,)
+    f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})\n"
+    "print(json.dumps({'heavy': heavy, 'total': len(sys.modules)}))\n"
 )
 
 

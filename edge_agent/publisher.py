@@ -353,9 +353,9 @@ class MqttPublisher:
     def _on_disconnect(
         self, client: paho.Client, userdata: Any, flags: Any, rc: ReasonCode, props: Any
     ) -> None:
-        # paho reports a dropped TCP connection as "Unspecified error" (0x80); a DISCONNECT
-        # from the broker carries its own reason.
-        why = "connection lost" if rc.value == 0x80 else f"the broker said {rc}"
+        # paho reports a dropped TCP connection as "Unspecified error" (0x80); a missing
+        # PINGRESP as "Keep alive timeout"; a DISCONNECT from the broker carries its reason.
+        why = "connection lost" if rc.value == 0x80 else str(rc)
         self._connection_lost(f"disconnected from {self.cfg.host}:{self.cfg.port}: {why}")
 
     def _connection_lost(self, reason: str) -> None:

@@ -225,9 +225,13 @@ class MqttPublisher:
                 ),
             )
         except ssl.SSLCertVerificationError as err:
+            hint = (
+                "use in mqtt.url the host name the broker's certificate was issued for"
+                if "mismatch" in str(err.verify_message).lower()
+                else "check that mqtt.tls.ca_file holds the CA that signed the broker's certificate"
+            )
             raise ConnectFailed(
-                f"TLS: broker {where} certificate not trusted "
-                f"({err.verify_message}): check mqtt.tls.ca_file"
+                f"TLS: broker {where} certificate not trusted ({err.verify_message}): {hint}"
             ) from err
         except (OSError, ValueError) as err:
             raise ConnectFailed(f"cannot connect to {where}: {err}") from err

@@ -5,6 +5,7 @@ Faults are done for real: the broker is stopped, the agent is killed, signals ar
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from typing import Any
 
 from tests.support.agent import AgentProcess, SimThread, write_config
 from tests.support.broker import Broker
+from tests.support.certs import make_server_cert
 from tests.support.proxy import CuttableProxy
 from tests.support.subscriber import Subscriber
 
@@ -372,8 +374,31 @@ def test_tls_refuses_a_broker_signed_by_another_ca(
         )
     )
     log = agent.wait_log("certificate not trusted")
-    assert "check mqtt.tls.ca_file" in log
+    assert "check that mqtt.tls.ca_file holds the CA" in log
     assert agent.proc.poll() is None  # keeps polling into the buffer, keeps retrying
+    assert agent.terminate() == 0
+
+
+def test_tls_checks_the_broker_host_name(
+    tmp_path: Path,
+    broker_factory: Callable[..., Broker],
+    pki: Any,
+    modbus_sim: SimThread,
+    agent_factory: AgentFactory,
+) -> None:
+    """A certificate from the right CA but for another host is refused: hostname checking is on."""
+    cert, key = make_server_cert(pki, "other-broker.example")
+    impostor = broker_factory(tls=dataclasses.replace(pki, server_cert=cert, server_key=key))
+    agent = agent_factory(
+        write_config(
+            tmp_path / "a.yaml",
+            impostor.tls_url,
+            [pump(modbus_sim.port)],
+            mqtt={"tls": {"ca_file": str(pki.ca_file)}},
+        )
+    )
+    log = agent.wait_log("certificate not trusted")
+    assert "the host name the broker's certificate was issued for" in log
     assert agent.terminate() == 0
 
 

@@ -194,3 +194,19 @@ def make_test_pki(directory: str | os.PathLike[str]) -> CertBundle:
         rogue_client_cert=_write_cert(out / "rogue-client.pem", rogue_cert),
         rogue_client_key=_write_key(out / "rogue-client.key", rogue_key),
     )
+
+
+def make_server_cert(pki: CertBundle, name: str) -> tuple[Path, Path]:
+    """Another server certificate from the test CA, valid for DNS name `name` only: for
+    checking that a client verifies the host name, not just the signature."""
+    ca_key = serialization.load_pem_private_key(
+        (pki.ca_file.parent / "ca.key").read_bytes(), password=None
+    )
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    ca_cert = x509.load_pem_x509_certificate(pki.ca_file.read_bytes())
+    issuer = _Issuer(ca_cert.subject, ca_key)
+    key, cert = _make_leaf(issuer, name, ExtendedKeyUsageOID.SERVER_AUTH, san=[x509.DNSName(name)])
+    out = pki.ca_file.parent
+    return _write_cert(out / f"server-{name}.pem", cert), _write_key(
+        out / f"server-{name}.key", key
+    )

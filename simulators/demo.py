@@ -475,7 +475,7 @@ def _render_device(dev: DeviceState, now_ms: int) -> list[list[Segment]]:
         [
             (
                 f"  {'point':<{name_w}}  {'value':>{value_w}}  {'unit':<{unit_w}}  "
-                f"{'quality':<8}  age",
+                f"{'quality':<9}  age",
                 "dim",
             )
         ],
@@ -489,7 +489,7 @@ def _render_device(dev: DeviceState, now_ms: int) -> list[list[Segment]]:
             continue
         row.append((f"{values[name]:>{value_w}}  {point.unit:<{unit_w}}  ", ""))
         style = {"good": "good", "bad": "bad"}.get(point.quality, "warn")
-        row.append((f"{point.quality:<8}", style))
+        row.append((f"{point.quality:<9}", style))
         if point.ts_ms is not None:
             age_ms = now_ms - point.ts_ms
             row.append((f"  {format_age(age_ms / 1000)}", "warn" if age_ms > stale_after else ""))

@@ -200,7 +200,7 @@ class SqliteBuffer:
             ok, reason = False, str(err)
         else:
             reason = "integrity check failed"
-        if not ok:
+        if not ok or db is None:
             if db is not None:
                 db.close()
             self._quarantine(reason)

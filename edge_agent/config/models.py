@@ -180,7 +180,7 @@ class ModbusTcpDevice(Strict):
 class Config(Strict):
     gateway: Gateway
     mqtt: Mqtt
-    buffer: Buffer = Buffer()
+    buffer: Buffer = Buffer()  # type: ignore[call-arg]  # mypy without the pydantic plugin
     devices: list[ModbusTcpDevice] = Field(default_factory=list)
     include: str | list[str] | None = Field(
         None, description="Glob(s) of files holding more `devices:`, relative to this file"

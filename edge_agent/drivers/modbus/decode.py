@@ -75,9 +75,8 @@ def compile_point(point: ModbusPoint, offset: int) -> Decoder:
         def number(buf: bytes, regs: Sequence[int]) -> Any:
             return unpack(words_to_bytes(regs[offset:end], wo, bo))[0]
 
-    if dtype == "float32":
-        number = _shortest32(number)
-    scaled = _scaled(number, point.scale, point.offset)
+    raw: Decoder = _shortest32(number) if dtype == "float32" else number
+    scaled = _scaled(raw, point.scale, point.offset)
     if dtype.startswith("float"):
 
         def finite(buf: bytes, regs: Sequence[int]) -> Any:

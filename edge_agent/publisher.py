@@ -220,7 +220,8 @@ class MqttPublisher:
                     cfg.host,
                     cfg.port,
                     keepalive=int(cfg.keepalive),
-                    clean_start=True,
+                    # MQTT 5 only; 3.1.1 has clean_session=True from the constructor
+                    clean_start=True if props is not None else paho.MQTT_CLEAN_START_FIRST_ONLY,
                     properties=props,
                 ),
             )

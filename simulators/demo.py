@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import contextlib
 import ctypes
+import functools
 import importlib.util
 import json
 import logging
@@ -241,6 +242,15 @@ def port_accepts(port: int) -> bool:
         return False
 
 
+def broker_ready(broker: Child, marker: re.Pattern[str], port: int) -> bool:
+    """The broker logged that it runs *and* accepts TCP on `port`.
+
+    The marker as well as the connect: a stranger that grabbed the port between
+    `free_port()` and the broker's bind would answer the connect.
+    """
+    return bool(marker.search(broker.log_text())) and port_accepts(port)
+
+
 def find_mosquitto() -> str | None:
     path = os.pathsep.join([os.environ.get("PATH", ""), *EXTRA_BIN_DIRS])
     return shutil.which("mosquitto", path=path)
@@ -315,7 +325,7 @@ class Board:
     def device(self, name: str) -> DeviceState:
         return self.devices.setdefault(name, DeviceState(name))
 
-    def handle(self, topic: str, payload: bytes) -> None:
+    def handle(self, topic: str, payload: bytes | bytearray) -> None:
         with self.lock:
             self.messages += 1
             try:
@@ -737,15 +747,11 @@ class Demo:
                 argv = [sys.executable, "-m", "simulators.demo", "--serve-amqtt", str(port)]
                 broker = self.spawn("amqtt broker", argv, f"broker-{attempt}.log")
                 marker = re.compile(_AMQTT_READY)
-            # The log marker as well as the TCP connect: a stranger that grabbed the port
-            # between free_port() and the bind would answer the connect.
             try:
                 self.wait_until(
                     broker,
                     f"accept connections on {HOST}:{port}",
-                    lambda b=broker, m=marker, p=port: (
-                        bool(m.search(b.log_text())) and port_accepts(p)
-                    ),
+                    functools.partial(broker_ready, broker, marker, port),
                     BROKER_START_TIMEOUT,
                 )
             except ChildDied:
@@ -872,7 +878,8 @@ class Demo:
 
 async def serve_amqtt(port: int) -> None:
     """The embedded broker: anonymous, plain TCP on 127.0.0.1, until SIGTERM or SIGINT."""
-    from amqtt.broker import Broker  # only needed in this mode, and optional
+    # Only needed in this mode, and optional (the `demo` extra).
+    from amqtt.broker import Broker  # type: ignore[import-untyped]
 
     config = {
         "listeners": {"default": {"type": "tcp", "bind": f"{HOST}:{port}"}},

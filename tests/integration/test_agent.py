@@ -341,6 +341,24 @@ def test_broker_restart_is_survived(
     assert agent.terminate() == 0
 
 
+def test_mqtt_3_1_1_works_and_warns_that_refusals_are_invisible(
+    tmp_path: Path,
+    broker: Broker,
+    modbus_sim: SimThread,
+    agent_factory: AgentFactory,
+    subscriber_factory: SubscriberFactory,
+) -> None:
+    sub = subscriber_factory(broker.url, f"{PREFIX}/#")
+    config = write_config(
+        tmp_path / "a.yaml", broker.url, [pump(modbus_sim.port)], mqtt={"protocol": "3.1.1"}
+    )
+    agent = agent_factory(config)
+    wait_telemetry(sub, 3)
+    assert "refusals (e.g. not authorized) cannot be detected" in agent.log()
+    assert agent.terminate() == 0
+    sub.wait_for(lambda _: status(sub)[-1:] == ["offline"])
+
+
 def test_tls_with_a_test_ca(
     tmp_path: Path,
     broker: Broker,

@@ -44,7 +44,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -161,8 +161,16 @@ class Children:
         self._procs.append(proc)
         return proc
 
-    def stop(self, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> float:
-        """SIGTERM the process group, SIGKILL it after `timeout`; returns seconds taken."""
+    def stop(
+        self,
+        proc: subprocess.Popen[bytes],
+        timeout: float = 10.0,
+        on_overrun: Callable[[int], None] | None = None,
+    ) -> float:
+        """SIGTERM the process group, SIGKILL it after `timeout`; returns seconds taken.
+
+        `on_overrun(pid)` runs before the SIGKILL, to look at a process that hangs.
+        """
         started = time.monotonic()
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -170,6 +178,8 @@ class Children:
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
+                if on_overrun is not None:
+                    on_overrun(proc.pid)
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
@@ -289,7 +299,7 @@ async def _floor(ports: list[int], devices: int, interval: float) -> dict[str, A
     return {"done": done, "skipped": skipped, "errors": errors[:20], "error_count": len(errors)}
 
 
-def floor_main(ports: list[int], devices: int, interval: float) -> None:
+def floor_main(ports: list[int], devices: int, interval: float, out: str) -> None:
     """Same event loop as the agent (uvloop where installed), so the floor is comparable."""
     try:
         import uvloop
@@ -297,8 +307,7 @@ def floor_main(ports: list[int], devices: int, interval: float) -> None:
         result = asyncio.run(_floor(ports, devices, interval))
     else:
         result = uvloop.run(_floor(ports, devices, interval))
-    sys.stdout.write(json.dumps(result) + "\n")
-    sys.stdout.flush()
+    Path(out).write_text(json.dumps(result))
 
 
 # ---- the subscriber -----------------------------------------------------------------------
@@ -531,6 +540,7 @@ class Result:
     log_problems: list[str] = field(default_factory=list)
     exit_code: int | None = None
     stop_s: float = 0.0
+    hang: str = ""  # the stacks of an agent that did not stop on SIGTERM
     failure: str | None = None
 
     @property
@@ -632,11 +642,14 @@ def agent_config(
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
 
 
-def scan_log(path: Path) -> tuple[dict[str, int], list[str]]:
-    """Lines per level, and the distinct WARNING/ERROR/CRITICAL messages (and tracebacks)."""
+def scan_log(
+    path: Path, start: int = 0, end: int | None = None
+) -> tuple[dict[str, int], list[str]]:
+    """Lines per level, and the distinct WARNING/ERROR/CRITICAL messages (and tracebacks),
+    in bytes start..end of the log."""
     counts: dict[str, int] = {}
     problems: list[str] = []
-    for line in path.read_text(errors="replace").splitlines():
+    for line in path.read_bytes()[start:end].decode(errors="replace").splitlines():
         parts = line.split(" ", 3)
         level = parts[2] if len(parts) > 2 else ""
         if level in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
@@ -717,7 +730,9 @@ class Bench:
     ) -> Result:
         result = Result(label, "floor", devices, POINTS, INTERVAL)
         say(f"[{label}] floor: bare pymodbus loop, warm-up {WARMUP:g} s, window {self.seconds:g} s")
+        outfile = self.workdir / f"floor-{devices}.json"
         argv = [PY, "-m", "bench.run", "--floor", ",".join(map(str, ports)), str(devices)]
+        argv.append(str(outfile))
         errlog = (self.workdir / f"floor-{devices}.log").open("wb")
         proc = self.children.spawn(argv, stdout=subprocess.PIPE, stderr=errlog)
         errlog.close()
@@ -730,13 +745,11 @@ class Bench:
             result.rss_kib, result.hwm_kib = memory_kib(proc.pid)
         finally:
             result.stop_s = self.children.stop(proc)
-        assert proc.stdout is not None
-        out = proc.stdout.read().decode().strip().splitlines()
         result.exit_code = proc.returncode
-        if not out:
-            result.failure = "floor process printed no result: " + self._tail(errlog.name)
+        if not outfile.exists():
+            result.failure = "floor process wrote no result: " + self._tail(errlog.name)
             return result
-        data = json.loads(out[-1])
+        data = json.loads(outfile.read_text())
         times = sorted(t for per_device in data["done"] for t in per_device)
 
         def count(a: float, b: float) -> int:
@@ -804,6 +817,9 @@ class Bench:
             counter.timing = True
             window = measure(seconds, proc.pid, self.helpers(sims))
             counter.timing = False
+            # Delivery is judged up to here: a profile taken next pauses the agent.
+            tallies = {name: replace(t) for name, t in counter.tallies.items()}
+            log_end = logpath.stat().st_size
             if proc.poll() is not None:
                 result.failure = f"agent exited ({proc.returncode}): " + self._tail(logpath)
                 return result
@@ -812,21 +828,44 @@ class Bench:
                 out = Path(self.args.profile) / f"agent-{devices}x{points}.txt"
                 say(profile(proc.pid, out, min(seconds, 20.0)))
         finally:
-            result.stop_s = self.children.stop(proc)
+            result.stop_s = self.children.stop(proc, on_overrun=self._hung(result))
             result.exit_code = proc.returncode
             counter.close()
         result.window = window
         result.rates = poll_rates(counter.poll_times(window.wall0, window.wall1), points)
         result.readings = counter.readings_between(window.t0, window.t1)
         result.messages = counter.messages_between(window.t0, window.t1)
-        result.tallies = dict(counter.tallies)
+        result.tallies = tallies
         result.latency_ms = sorted(counter.latencies_ms)
-        result.log_counts, result.log_problems = scan_log(logpath)
+        result.log_counts, result.log_problems = scan_log(logpath, 0, log_end)
+        later = "while profiling or stopping" if self.args.profile else "while stopping"
+        _, after = scan_log(logpath, log_end)
+        result.log_problems += [f"({later}) {p}" for p in after]
         if counter.errors:
             result.log_problems += counter.errors[:3]
         result.spread_us = sub_windows(window, counter.readings_between, self.chunk)
         say(self._line(result))
         return result
+
+    def _hung(self, result: Result) -> Callable[[int], None]:
+        """What to do with an agent that ignores SIGTERM: keep its stacks for the report."""
+
+        def dump(pid: int) -> None:
+            spy = shutil.which("py-spy") or str(Path(PY).with_name("py-spy"))
+            text = "(install py-spy to see where it hangs)"
+            if Path(spy).exists():
+                proc = subprocess.run(
+                    [spy, "dump", "--pid", str(pid)],
+                    capture_output=True,
+                    text=True,
+                    timeout=30,
+                    check=False,
+                )
+                text = proc.stdout or proc.stderr
+            result.hang = text
+            say(f"agent {pid} still running 10 s after SIGTERM; its stacks:\n{text}")
+
+        return dump
 
     @property
     def chunk(self) -> float:
@@ -1173,6 +1212,17 @@ def report(
             + ", ".join(f"{r.skipped} slot(s) at {r.devices} device(s)" for r in floors)
             + ".",
         ]
+    for r in results:
+        if r.hang:
+            doc += [
+                "",
+                f"{r.scenario}: the agent did not exit within 10 s of SIGTERM (killed); "
+                "where it was:",
+                "",
+                "```",
+                *r.hang.strip().splitlines()[:60],
+                "```",
+            ]
     problems = [(r, p) for r in results for p in r.log_problems]
     if problems:
         doc += ["", "Problems logged:", ""]
@@ -1350,7 +1400,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         metavar="DIR",
         help="after each measured agent window, sample the agent with py-spy into DIR",
     )
-    parser.add_argument("--floor", nargs=2, metavar=("PORTS", "DEVICES"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--floor", nargs=3, metavar=("PORTS", "DEVICES", "OUT"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.seconds is None:
         args.seconds = 8.0 if args.quick else 30.0
@@ -1374,7 +1426,8 @@ def terminated_as_interrupt() -> Iterator[None]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.floor:
-        floor_main([int(p) for p in args.floor[0].split(",")], int(args.floor[1]), INTERVAL)
+        ports = [int(p) for p in args.floor[0].split(",")]
+        floor_main(ports, int(args.floor[1]), INTERVAL, args.floor[2])
         return 0
     command = "python -m bench.run" + (" --quick" if args.quick else "")
     if args.seconds != (8.0 if args.quick else 30.0):

@@ -50,6 +50,10 @@ class Agent:
             sync=self.cfg.buffer.sync,
             flush_interval=self.cfg.buffer.flush_interval,
             flush_messages=self.cfg.buffer.flush_messages,
+            max_size=self.cfg.buffer.max_size,
+            max_age=self.cfg.buffer.max_age,
+            when_full=self.cfg.buffer.when_full,
+            min_free=self.cfg.buffer.min_free,
         )
         self.runners: dict[str, DeviceRunner] = {}
         self._runner_tasks: dict[str, asyncio.Task[None]] = {}
@@ -108,6 +112,7 @@ class Agent:
             self.buffer,
             version=__version__,
             state_messages=lambda: meta_messages(self.cfg),
+            replay_rate=cfg.buffer.replay_rate,
         )
         return self._tg.create_task(self.publisher.run(), name="publisher")
 

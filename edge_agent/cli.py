@@ -62,6 +62,22 @@ def cmd_read(args: argparse.Namespace) -> int:
     return _run_async(read_devices(loaded.config, args.device))
 
 
+def cmd_buffer(args: argparse.Namespace) -> int:
+    from .buffer.inspect import NoBuffer
+    from .buffer_cli import print_export, print_stats
+
+    loaded = _load(args.config)
+    try:
+        if args.action == "stats":
+            print_stats(loaded.config)
+        else:
+            return print_export(loaded.config, args.since)
+    except NoBuffer as err:
+        print(f"edge-agent: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .app import run_agent
 
@@ -102,6 +118,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("config")
     p.add_argument("device", nargs="?", help="only this device")
     p.set_defaults(fn=cmd_read)
+    p = sub.add_parser("buffer", help="inspect the store-and-forward buffer")
+    p.add_argument("action", choices=["stats", "export"])
+    p.add_argument("config")
+    p.add_argument(
+        "--since", help="export: from this time (2026-11-29T08:00, local) or this long ago (2h, 7d)"
+    )
+    p.add_argument("--format", choices=["jsonl"], default="jsonl", help="export format")
+    p.set_defaults(fn=cmd_buffer)
     p = sub.add_parser("schema", help="print the config's JSON Schema")
     p.set_defaults(fn=cmd_schema)
     args = parser.parse_args(argv)

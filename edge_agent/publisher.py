@@ -37,6 +37,8 @@ from .readings import Message, now_ms
 
 log = logging.getLogger(__name__)
 
+DEAD_LETTER_RETRY_SECONDS = 60
+
 
 class ConnectFailed(Exception):
     pass
@@ -60,8 +62,10 @@ class MqttPublisher:
         *,
         version: str,
         state_messages: Callable[[], list[Message]] = list,
+        replay_rate: float | None = None,
     ) -> None:
         self.cfg = cfg
+        self.min_gap = 1 / replay_rate if replay_rate else 0.0
         self.client_id = client_id
         self.prefix = prefix
         self.buffer = buffer
@@ -82,6 +86,7 @@ class MqttPublisher:
         self._waiters: dict[int, asyncio.Future[ReasonCode]] = {}
         self._refused_topics: set[str] = set()
         self._cursor = 0
+        self._next_send = 0.0
         self._down_since: float | None = None
         buffer.on_commit(self._wake.set)
 
@@ -302,11 +307,18 @@ class MqttPublisher:
             log.warning("MQTT: %s", reason)
 
     async def _housekeeping(self) -> None:
+        """paho's keepalive, once a second; refused messages retried once a minute."""
+        ticks = 0
         while True:
             await asyncio.sleep(1.0)
             client = self._client
             if client is not None:
                 client.loop_misc()
+            ticks += 1
+            if ticks % DEAD_LETTER_RETRY_SECONDS == 0 and self.connected:
+                moved = await self.buffer.requeue_dead_letters()
+                if moved:
+                    log.debug("MQTT: retrying %d refused messages", moved)
 
     # ---- publishing --------------------------------------------------------------------
     async def _pump(self) -> None:
@@ -322,6 +334,14 @@ class MqttPublisher:
             if client is None:
                 return
             for sm in rows:
+                if self.min_gap:  # buffer.replay_rate: pace the backlog
+                    wait = self._next_send - time.monotonic()
+                    if wait > 0:
+                        self._flush_writes(client)
+                        await asyncio.sleep(wait)
+                        if client is not self._client:
+                            return
+                    self._next_send = max(self._next_send, time.monotonic()) + self.min_gap
                 m = sm.message
                 info = client.publish(m.topic, m.payload, m.qos, m.retain)
                 if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:

@@ -1,16 +1,25 @@
-"""A durable message buffer on SQLite (WAL), written by one dedicated thread.
+"""A durable, bounded message buffer on SQLite (WAL), written by one dedicated thread.
 
 Why a thread: sqlite3 calls block, and a commit with synchronous=FULL waits for fsync. All
 database work happens on one thread that owns the connection; the event loop only enqueues
 commands and awaits futures, so polling never stalls on the disk.
 
-Group commit: inserts and deletes are gathered for up to `flush_interval` or `flush_messages`
-and committed in one transaction. A message is *buffered* once that transaction committed;
-the publisher reads only committed rows, and deletes a row only after the broker's PUBACK.
+Definitions (docs/buffer.md):
+- A message is *buffered* once the transaction holding it has committed. The publisher reads
+  only committed rows, and a row is deleted only after the broker's successful PUBACK.
+- Group commit: inserts, acks and dead letters are gathered for up to `flush_interval` or
+  `flush_messages` and committed in one transaction.
+- Sequence numbers: each device's last `seq` is stored in the same transaction as the message
+  that carries it, so a restart continues the numbering and never reuses a number.
 
-Sequence numbers: the last `seq` of each device is stored in the same transaction as the
-message that carries it, so a restart continues the numbering and never reuses a number
-that may have reached the platform.
+Disk writes: SD cards wear out, so payloads are stored zlib-compressed (JSON telemetry shrinks
+about 8x) in 1 KiB pages (a small transaction rewrites fewer bytes).
+
+Bounds: when the stored payloads would exceed `max_size`, or the file system would have less
+than `min_free` left, the oldest messages are dropped (or the newest are refused:
+`when_full`); messages older than `max_age` are dropped. Every drop is counted per device in
+the database and warned about once per episode. SQLite's own `max_page_count` backs the cap,
+so that a full disk cannot wedge the database (in WAL mode even a DELETE needs space).
 """
 
 from __future__ import annotations
@@ -23,6 +32,8 @@ import queue
 import sqlite3
 import threading
 import time
+import zlib
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,18 +43,37 @@ from ..readings import Message
 
 log = logging.getLogger(__name__)
 
+PAGE_SIZE = 1024
+ROW_OVERHEAD = 48  # bytes a row costs beside its payload (ids, topic, varints), for the cap
+AGE_SWEEP_SECONDS = 10.0
+_ZLIB = 1
+
 _SCHEMA = """
+PRAGMA user_version = 1;
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     device TEXT NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL,
-    qos INTEGER NOT NULL, retain INTEGER NOT NULL, payload BLOB NOT NULL,
-    created_ms INTEGER NOT NULL);
+    qos INTEGER NOT NULL, retain INTEGER NOT NULL, enc INTEGER NOT NULL,
+    payload BLOB NOT NULL, created_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS seqs (device TEXT PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS drops (device TEXT PRIMARY KEY, dropped INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY, device TEXT NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL,
-    qos INTEGER NOT NULL, retain INTEGER NOT NULL, payload BLOB NOT NULL,
-    created_ms INTEGER NOT NULL, reason TEXT NOT NULL, failed_ms INTEGER NOT NULL);
+    qos INTEGER NOT NULL, retain INTEGER NOT NULL, enc INTEGER NOT NULL,
+    payload BLOB NOT NULL, created_ms INTEGER NOT NULL, reason TEXT NOT NULL,
+    failed_ms INTEGER NOT NULL);
 """
+
+
+def encode(payload: bytes) -> tuple[int, bytes]:
+    if len(payload) < 128:
+        return 0, payload
+    packed = zlib.compress(payload, 1)
+    return (_ZLIB, packed) if len(packed) < len(payload) else (0, payload)
+
+
+def decode(enc: int, payload: bytes) -> bytes:
+    return zlib.decompress(payload) if enc == _ZLIB else payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,13 +85,27 @@ class StoredMessage:
 @dataclass
 class BufferStats:
     depth: int = 0  # messages waiting
+    stored_bytes: int = 0  # what counts against max_size
     committed: int = 0
     acked: int = 0
     dead_lettered: int = 0
+    dropped: int = 0
     commits: int = 0
     commit_seconds: float = 0.0  # total, for the mean commit latency
     io_errors: int = 0
     quarantined: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Txn:
+    """What one transaction did, applied to the statistics only once it committed."""
+
+    deleted: int = 0  # acked or dead-lettered rows deleted
+    freed: int = 0  # bytes no longer stored (deleted and dropped)
+    freed_by_drop: int = 0
+    dropped_rows: int = 0  # stored rows dropped to make room
+    dropped: Counter[str] = field(default_factory=Counter)  # per device, stored or refused
+    limit: int = 0
 
 
 class BufferUnavailable(Exception):
@@ -80,11 +124,19 @@ class SqliteBuffer:
         sync: str = "full",
         flush_interval: float = 0.05,
         flush_messages: int = 200,
+        max_size: int = 512 * 2**20,
+        max_age: float | None = None,
+        when_full: str = "drop_oldest",
+        min_free: int = 64 * 2**20,
     ) -> None:
         self.path = Path(path)
         self.sync = sync
         self.flush_interval = flush_interval
         self.flush_messages = flush_messages
+        self.max_size = max_size
+        self.max_age = max_age
+        self.when_full = when_full
+        self.min_free = min_free
         self.stats = BufferStats()
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -92,6 +144,8 @@ class SqliteBuffer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listeners: list[Callable[[], None]] = []
         self._death: asyncio.Future[BaseException] | None = None
+        self._full_episode = 0  # messages dropped in the current full episode
+        self._next_sweep = 0.0
 
     # ---- event-loop side -------------------------------------------------------------
     async def open(self) -> None:
@@ -124,15 +178,20 @@ class SqliteBuffer:
 
     async def fetch(self, after_id: int, limit: int) -> list[StoredMessage]:
         """Committed messages with id > after_id, oldest first."""
-        fut: concurrent.futures.Future[list[StoredMessage]] = concurrent.futures.Future()
-        self._q.put(("fetch", after_id, limit, fut))
-        return await asyncio.wrap_future(fut)
+        return await self._ask("fetch", after_id, limit)
+
+    async def requeue_dead_letters(self) -> int:
+        """Give refused messages another chance: back at the end of the queue."""
+        return await self._ask("requeue")
 
     async def flush(self) -> None:
         """Return once everything queued so far has been committed."""
-        fut: concurrent.futures.Future[list[StoredMessage]] = concurrent.futures.Future()
-        self._q.put(("fetch", 0, 0, fut))
-        await asyncio.wrap_future(fut)
+        await self._ask("fetch", 0, 0)
+
+    async def _ask(self, *cmd: Any) -> Any:
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self._q.put((*cmd, fut))
+        return await asyncio.wrap_future(fut)
 
     async def close(self) -> None:
         if self._thread is None:
@@ -144,8 +203,8 @@ class SqliteBuffer:
         self._thread = None
 
     async def watch(self) -> None:
-        """Raise BufferUnavailable if the buffer thread dies: the agent must then exit (and be
-        restarted by systemd) rather than poll into a buffer that no longer commits."""
+        """Raise BufferUnavailable if the buffer thread dies: the agent must then exit (and
+        be restarted by systemd) rather than poll into a buffer that no longer commits."""
         assert self._loop is not None
         self._death = self._loop.create_future()
         err = await self._death
@@ -191,15 +250,18 @@ class SqliteBuffer:
                 "by this user; fix its owner or buffer.path"
             )
         db: sqlite3.Connection | None = None
+        reason = "integrity check failed"
         try:
             db = self._connect()
             ok = db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
             if ok:
-                db.executescript(_SCHEMA)
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                if version not in (0, 1):
+                    ok, reason = False, f"unknown buffer format version {version}"
+                else:
+                    db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as err:
             ok, reason = False, str(err)
-        else:
-            reason = "integrity check failed"
         if not ok or db is None:
             if db is not None:
                 db.close()
@@ -207,13 +269,22 @@ class SqliteBuffer:
             db = self._connect()
             db.executescript(_SCHEMA)
         self._seqs = dict(db.execute("SELECT device, seq FROM seqs").fetchall())
-        self.stats.depth = db.execute("SELECT count(*) FROM messages").fetchone()[0]
+        depth, stored = db.execute(
+            "SELECT count(*), coalesce(sum(length(payload)), 0) FROM messages"
+        ).fetchone()
+        self.stats.depth = depth
+        self.stats.stored_bytes = stored + depth * ROW_OVERHEAD
+        self.stats.dropped = db.execute("SELECT coalesce(sum(dropped), 0) FROM drops").fetchone()[0]
         return db
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # takes effect on a new file only
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={'FULL' if self.sync == 'full' else 'NORMAL'}")
+        page = db.execute("PRAGMA page_size").fetchone()[0]
+        # A hard stop well above the soft cap: SQLITE_FULL instead of a full disk.
+        db.execute(f"PRAGMA max_page_count={int(self.max_size * 1.5) // page + 4096}")
         return db
 
     def _quarantine(self, reason: str) -> None:
@@ -263,19 +334,28 @@ class SqliteBuffer:
                     break
             if inserts or acks or dead:
                 self._commit(db, inserts, acks, dead)
+            if self.max_age and time.monotonic() >= self._next_sweep:
+                self._next_sweep = time.monotonic() + AGE_SWEEP_SECONDS
+                self._sweep_old(db)
             for cmd in after:
                 if cmd[0] is _Stop:
                     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                     cmd[1].set_result(None)
                     return
-                _, after_id, limit, fut = cmd
-                if not fut.set_running_or_notify_cancel():
-                    continue  # the asker was cancelled (a publisher that lost its connection)
-                try:
-                    fut.set_result(self._fetch(db, after_id, limit) if limit else [])
-                except sqlite3.Error as err:
-                    self.stats.io_errors += 1
-                    fut.set_exception(err)
+                self._answer(db, cmd)
+
+    def _answer(self, db: sqlite3.Connection, cmd: tuple[Any, ...]) -> None:
+        fut: concurrent.futures.Future[Any] = cmd[-1]
+        if not fut.set_running_or_notify_cancel():
+            return  # the asker was cancelled (a publisher that lost its connection)
+        try:
+            if cmd[0] == "fetch":
+                fut.set_result(self._fetch(db, cmd[1], cmd[2]) if cmd[2] else [])
+            elif cmd[0] == "requeue":
+                fut.set_result(self._requeue(db))
+        except sqlite3.Error as err:
+            self.stats.io_errors += 1
+            fut.set_exception(err)
 
     def _commit(
         self,
@@ -286,59 +366,217 @@ class SqliteBuffer:
     ) -> None:
         started = time.monotonic()
         now = time.time_ns() // 1_000_000
-        seqs: dict[str, int] = {}
+        rows = []
         for m in inserts:
-            if m.seq and m.seq > seqs.get(m.device, 0):
-                seqs[m.device] = m.seq
+            enc, blob = encode(m.payload)
+            rows.append((m.device, m.seq, m.topic, m.qos, int(m.retain), enc, blob, now))
+        for attempt in (1, 2):
+            txn = _Txn()
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                self._delete(db, acks, dead, now, txn)  # first: what was sent makes room
+                kept = self._make_room(db, rows, txn, force=attempt == 2)
+                self._insert(db, kept, txn)
+                db.execute("COMMIT")
+                break
+            except sqlite3.Error as err:
+                self.stats.io_errors += 1
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                if attempt == 1 and "full" in str(err).lower():
+                    continue  # SQLITE_FULL: make room by force and try once more
+                log.error("buffer commit failed (%d messages not buffered): %s", len(inserts), err)
+                return
+        st = self.stats
+        st.commits += 1
+        st.commit_seconds += time.monotonic() - started
+        st.committed += len(kept)
+        st.acked += txn.deleted - len(dead)
+        st.dead_lettered += len(dead)
+        st.depth += len(kept) - txn.deleted - txn.dropped_rows
+        st.stored_bytes += sum(len(r[6]) + ROW_OVERHEAD for r in kept) - txn.freed
+        self._note_drops(txn)
+        for r in kept:
+            if r[1] > self._seqs.get(r[0], 0):
+                self._seqs[r[0]] = r[1]
+        if kept and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._notify)
+
+    def _delete(
+        self,
+        db: sqlite3.Connection,
+        acks: list[int],
+        dead: list[tuple[int, str]],
+        now: int,
+        txn: _Txn,
+    ) -> None:
+        ids = list(acks)
+        for row_id, reason in dead:
+            db.execute(
+                "INSERT OR REPLACE INTO dead_letters SELECT id, device, seq, topic, qos, "
+                "retain, enc, payload, created_ms, ?, ? FROM messages WHERE id = ?",
+                (reason, now, row_id),
+            )
+            ids.append(row_id)
+        for row_id in ids:
+            gone = db.execute(
+                "DELETE FROM messages WHERE id = ? RETURNING length(payload)", (row_id,)
+            ).fetchone()
+            if gone is not None:  # a message dropped while in flight is acked for nothing
+                txn.deleted += 1
+                txn.freed += gone[0] + ROW_OVERHEAD
+
+    def _insert(self, db: sqlite3.Connection, rows: list[tuple[Any, ...]], txn: _Txn) -> None:
+        if rows:
+            db.executemany(
+                "INSERT INTO messages (device, seq, topic, qos, retain, enc, payload, "
+                "created_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            seqs: dict[str, int] = {}
+            for r in rows:
+                if r[1] > seqs.get(r[0], 0):
+                    seqs[r[0]] = r[1]
+            db.executemany(
+                "INSERT INTO seqs (device, seq) VALUES (?, ?) ON CONFLICT(device) DO UPDATE "
+                "SET seq = max(seq, excluded.seq)",
+                list(seqs.items()),
+            )
+        if txn.dropped:
+            db.executemany(
+                "INSERT INTO drops (device, dropped) VALUES (?, ?) ON CONFLICT(device) DO "
+                "UPDATE SET dropped = dropped + excluded.dropped",
+                list(txn.dropped.items()),
+            )
+
+    # ---- bounds ------------------------------------------------------------------------
+    def _limit(self) -> int:
+        """Bytes the stored messages may take now: max_size, less if the disk runs out."""
         try:
-            db.execute("BEGIN")
-            if inserts:
+            st = os.statvfs(self.path.parent)
+        except OSError:
+            return self.max_size
+        free = st.f_bavail * st.f_frsize
+        return min(self.max_size, self.stats.stored_bytes + max(0, free - self.min_free))
+
+    def _make_room(
+        self, db: sqlite3.Connection, rows: list[tuple[Any, ...]], txn: _Txn, force: bool
+    ) -> list[tuple[Any, ...]]:
+        """Drop what must go for `rows` to fit; returns the rows to insert."""
+        limit = self._limit()
+        txn.limit = limit
+        incoming = sum(len(r[6]) + ROW_OVERHEAD for r in rows)
+        stored = self.stats.stored_bytes - txn.freed  # acks of this transaction made room
+        excess = stored + incoming - limit
+        if force:  # SQLite itself said full: free a tenth whatever the policy
+            excess = max(excess, stored // 10 + incoming)
+        if excess <= 0:
+            return rows
+        if self.when_full == "drop_newest" and not force:
+            room = max(0, limit - stored)
+            kept: list[tuple[Any, ...]] = []
+            for r in rows:
+                size = len(r[6]) + ROW_OVERHEAD
+                if size > room:
+                    break  # keep the oldest of the incoming, in order: no holes in seq
+                kept.append(r)
+                room -= size
+            for r in rows[len(kept) :]:
+                txn.dropped[r[0]] += 1
+            return kept
+        while txn.freed_by_drop < excess:
+            batch = db.execute(
+                "SELECT id, device, length(payload) FROM messages ORDER BY id LIMIT 500"
+            ).fetchall()
+            if not batch:
+                break
+            take = []
+            for row_id, device, size in batch:
+                take.append((row_id,))
+                txn.dropped[device] += 1
+                txn.dropped_rows += 1
+                txn.freed_by_drop += size + ROW_OVERHEAD
+                if txn.freed_by_drop >= excess:
+                    break
+            db.executemany("DELETE FROM messages WHERE id = ?", take)
+        txn.freed += txn.freed_by_drop
+        return rows
+
+    def _note_drops(self, txn: _Txn) -> None:
+        n = sum(txn.dropped.values())
+        if not n:
+            if self._full_episode:
+                log.info("buffer has room again; %d messages were dropped", self._full_episode)
+                self._full_episode = 0
+            return
+        self.stats.dropped += n
+        if not self._full_episode:
+            why = "max_size" if txn.limit >= self.max_size else "min_free on the file system"
+            log.warning(
+                "buffer full (%s reached): dropping the %s messages (%s so far); counted per "
+                "device in `edge-agent buffer stats`",
+                why,
+                "oldest" if self.when_full == "drop_oldest" else "newest",
+                ", ".join(f"{d}: {c}" for d, c in sorted(txn.dropped.items())),
+            )
+        self._full_episode += n
+
+    def _sweep_old(self, db: sqlite3.Connection) -> None:
+        assert self.max_age is not None
+        cutoff = time.time_ns() // 1_000_000 - int(self.max_age * 1000)
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            gone = db.execute(
+                "DELETE FROM messages WHERE created_ms < ? RETURNING device, length(payload)",
+                (cutoff,),
+            ).fetchall()
+            dropped = Counter(g[0] for g in gone)
+            if dropped:
                 db.executemany(
-                    "INSERT INTO messages (device, seq, topic, qos, retain, payload, created_ms)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        (m.device, m.seq, m.topic, m.qos, int(m.retain), m.payload, now)
-                        for m in inserts
-                    ],
+                    "INSERT INTO drops (device, dropped) VALUES (?, ?) ON CONFLICT(device) "
+                    "DO UPDATE SET dropped = dropped + excluded.dropped",
+                    list(dropped.items()),
                 )
-                db.executemany(
-                    "INSERT INTO seqs (device, seq) VALUES (?, ?) ON CONFLICT(device) DO UPDATE "
-                    "SET seq = max(seq, excluded.seq)",
-                    list(seqs.items()),
-                )
-            for row_id, reason in dead:
-                db.execute(
-                    "INSERT OR REPLACE INTO dead_letters SELECT id, device, seq, topic, qos, "
-                    "retain, payload, created_ms, ?, ? FROM messages WHERE id = ?",
-                    (reason, now, row_id),
-                )
-                acks.append(row_id)
-            if acks:
-                db.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in acks])
             db.execute("COMMIT")
         except sqlite3.Error as err:
             self.stats.io_errors += 1
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            log.error("buffer commit failed (%d messages not buffered): %s", len(inserts), err)
+            log.error("buffer: dropping messages older than max_age failed: %s", err)
             return
-        self.stats.commits += 1
-        self.stats.commit_seconds += time.monotonic() - started
-        self.stats.committed += len(inserts)
-        self.stats.acked += len(acks) - len(dead)
-        self.stats.dead_lettered += len(dead)
-        self.stats.depth += len(inserts) - len(acks)
-        for device, seq in seqs.items():
-            self._seqs[device] = max(seq, self._seqs.get(device, 0))
-        if inserts and self._loop is not None:
-            self._loop.call_soon_threadsafe(self._notify)
+        if gone:
+            self.stats.dropped += len(gone)
+            self.stats.depth -= len(gone)
+            self.stats.stored_bytes -= sum(g[1] + ROW_OVERHEAD for g in gone)
+            log.warning(
+                "buffer: dropped %d messages older than max_age (%s)",
+                len(gone),
+                ", ".join(f"{d}: {c}" for d, c in sorted(dropped.items())),
+            )
 
+    # ---- reads -------------------------------------------------------------------------
     def _fetch(self, db: sqlite3.Connection, after_id: int, limit: int) -> list[StoredMessage]:
         rows = db.execute(
-            "SELECT id, device, seq, topic, qos, retain, payload FROM messages WHERE id > ? "
-            "ORDER BY id LIMIT ?",
+            "SELECT id, device, seq, topic, qos, retain, enc, payload FROM messages "
+            "WHERE id > ? ORDER BY id LIMIT ?",
             (after_id, limit),
         ).fetchall()
         return [
-            StoredMessage(r[0], Message(r[3], r[6], r[4], r[1], r[2], bool(r[5]))) for r in rows
+            StoredMessage(r[0], Message(r[3], decode(r[6], r[7]), r[4], r[1], r[2], bool(r[5])))
+            for r in rows
         ]
+
+    def _requeue(self, db: sqlite3.Connection) -> int:
+        db.execute("BEGIN IMMEDIATE")
+        moved = db.execute(
+            "INSERT INTO messages (device, seq, topic, qos, retain, enc, payload, created_ms) "
+            "SELECT device, seq, topic, qos, retain, enc, payload, created_ms FROM dead_letters "
+            "ORDER BY id"
+        ).rowcount
+        db.execute("DELETE FROM dead_letters")
+        db.execute("COMMIT")
+        if moved:
+            self.stats.depth += moved
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._notify)
+        return moved

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from .units import Duration
+from .units import Duration, Size
 
 SLUG = r"^[a-z0-9][a-z0-9-]*$"
 NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"  # safe as an MQTT topic level and a JSON key
@@ -119,6 +119,21 @@ class Buffer(Strict):
     )
     flush_interval: Duration = Field(0.05, description="Group commit: at most this long")
     flush_messages: int = Field(200, ge=1, description="Group commit: at most this many messages")
+    max_size: Size = Field(
+        512 * 2**20, description="Cap on the buffered messages (e.g. 512MiB); see when_full"
+    )
+    max_age: Duration | None = Field(
+        None, description="Messages older than this (e.g. 7d) are dropped; none: kept until sent"
+    )
+    when_full: Literal["drop_oldest", "drop_newest"] = Field(
+        "drop_oldest", description="What to drop when max_size or min_free is reached"
+    )
+    min_free: Size = Field(
+        64 * 2**20, description="Keep this much of the file system free (SD cards fill up)"
+    )
+    replay_rate: float | None = Field(
+        None, gt=0, description="Messages/s when replaying a backlog; none: as fast as acked"
+    )
 
 
 class ModbusPoint(Strict):

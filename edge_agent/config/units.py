@@ -44,3 +44,48 @@ Duration = Annotated[
         {"type": "string", "pattern": DURATION_PATTERN, "examples": ["250ms", "1s", "5m"]}
     ),
 ]
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?\s*$")
+_SIZE_UNITS = {
+    None: 1,
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "TB": 10**12,
+    "KiB": 2**10,
+    "MiB": 2**20,
+    "GiB": 2**30,
+    "TiB": 2**40,
+}
+SIZE_PATTERN = r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?\s*$"
+
+
+def parse_size(value: Any) -> int:
+    """'512MiB' -> 536870912 bytes; a bare number is bytes."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"expected a size such as 512MiB or 2GB, got {value!r}")
+    m = _SIZE.match(str(value))
+    if not m:
+        raise ValueError(
+            f"bad size '{value}': write a number and a unit (KiB, MiB, GiB, or KB, "
+            "MB, GB), e.g. 512MiB"
+        )
+    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2)])
+
+
+def format_size(n: float) -> str:
+    for unit, size in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{int(n)} B"
+
+
+Size = Annotated[
+    int,
+    BeforeValidator(parse_size),
+    WithJsonSchema(
+        {"type": ["string", "integer"], "pattern": SIZE_PATTERN, "examples": ["512MiB", "2GB"]}
+    ),
+]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,17 +19,35 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "edge_agent", *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60, env=env, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "edge_agent", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
 
 
 def test_check_prints_a_summary_without_secrets(tmp_path: Path) -> None:
     (tmp_path / "mqtt.pass").write_text("very-secret-file-password\n")
-    config = write_config(tmp_path / "c.yaml", "mqtts://broker.example:8883", [
-        {"name": "pump-101", "protocol": "modbus-tcp", "host": "10.0.0.5",
-         "points": [{"name": "p", "address": 0, "type": "float32"},
-                    {"name": "q", "address": 100}]}],
-        mqtt={"username": "edge", "password_file": "mqtt.pass"})
+    config = write_config(
+        tmp_path / "c.yaml",
+        "mqtts://broker.example:8883",
+        [
+            {
+                "name": "pump-101",
+                "protocol": "modbus-tcp",
+                "host": "10.0.0.5",
+                "points": [
+                    {"name": "p", "address": 0, "type": "float32"},
+                    {"name": "q", "address": 100},
+                ],
+            }
+        ],
+        mqtt={"username": "edge", "password_file": "mqtt.pass"},
+    )
     proc = run("check", str(config))
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
@@ -38,12 +58,16 @@ def test_check_prints_a_summary_without_secrets(tmp_path: Path) -> None:
     assert "TLS on" in out
 
 
-def test_check_never_shows_an_environment_password(tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str],
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_check_never_shows_an_environment_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("EDGE_TEST_SECRET", "env-secret-123")
-    config = write_config(tmp_path / "c.yaml", "mqtt://127.0.0.1:1883", [],
-                          mqtt={"username": "edge", "password": "${EDGE_TEST_SECRET}"})
+    config = write_config(
+        tmp_path / "c.yaml",
+        "mqtt://127.0.0.1:1883",
+        [],
+        mqtt={"username": "edge", "password": "${EDGE_TEST_SECRET}"},
+    )
     assert main(["check", str(config)]) == 0
     out = capsys.readouterr().out
     assert "env-secret-123" not in out
@@ -65,18 +89,36 @@ def test_schema_file_in_docs_is_current() -> None:
     """docs/config.schema.json is what editors load: it must match the models."""
     proc = run("schema")
     assert (ROOT / "docs" / "config.schema.json").read_text() == proc.stdout, (
-        "regenerate it: python -m edge_agent schema > docs/config.schema.json")
+        "regenerate it: python -m edge_agent schema > docs/config.schema.json"
+    )
 
 
-def test_read_prints_decoded_values_and_raw_registers(tmp_path: Path,
-                                                      modbus_sim: SimThread) -> None:
-    config = write_config(tmp_path / "c.yaml", "mqtt://127.0.0.1:1", [
-        {"name": "pump-101", "protocol": "modbus-tcp", "host": "127.0.0.1",
-         "port": modbus_sim.port, "points": [
-             {"name": "discharge_pressure", "address": 0, "type": "float32", "unit": "bar"},
-             {"name": "bearing_temp", "address": 5, "type": "int16", "scale": 0.1,
-              "unit": "degC"},
-             {"name": "beyond", "address": 5000}]}])
+def test_read_prints_decoded_values_and_raw_registers(
+    tmp_path: Path, modbus_sim: SimThread
+) -> None:
+    config = write_config(
+        tmp_path / "c.yaml",
+        "mqtt://127.0.0.1:1",
+        [
+            {
+                "name": "pump-101",
+                "protocol": "modbus-tcp",
+                "host": "127.0.0.1",
+                "port": modbus_sim.port,
+                "points": [
+                    {"name": "discharge_pressure", "address": 0, "type": "float32", "unit": "bar"},
+                    {
+                        "name": "bearing_temp",
+                        "address": 5,
+                        "type": "int16",
+                        "scale": 0.1,
+                        "unit": "degC",
+                    },
+                    {"name": "beyond", "address": 5000},
+                ],
+            }
+        ],
+    )
     proc = run("read", str(config), "pump-101")
     assert proc.returncode == 1  # one point is bad
     lines = proc.stdout.splitlines()
@@ -88,9 +130,20 @@ def test_read_prints_decoded_values_and_raw_registers(tmp_path: Path,
 
 
 def test_read_names_an_unknown_device_and_an_unreachable_one(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "c.yaml", "mqtt://127.0.0.1:1", [
-        {"name": "pump-9", "protocol": "modbus-tcp", "host": "127.0.0.1", "port": 1,
-         "timeout": "200ms", "points": [{"name": "a", "address": 0}]}])
+    config = write_config(
+        tmp_path / "c.yaml",
+        "mqtt://127.0.0.1:1",
+        [
+            {
+                "name": "pump-9",
+                "protocol": "modbus-tcp",
+                "host": "127.0.0.1",
+                "port": 1,
+                "timeout": "200ms",
+                "points": [{"name": "a", "address": 0}],
+            }
+        ],
+    )
     proc = run("read", str(config), "pump-1")
     assert proc.returncode == 2
     assert "no device named 'pump-1'; devices: pump-9" in proc.stderr
@@ -113,3 +166,54 @@ def test_usage_errors_exit_2() -> None:
     proc = run("frobnicate")
     assert proc.returncode == 2
     assert "invalid choice" in proc.stderr
+
+
+def test_buffer_stats_and_export_for_a_gateway_that_never_reconnected(
+    tmp_path: Path, modbus_sim: SimThread, agent_factory: Any
+) -> None:
+    config = write_config(
+        tmp_path / "c.yaml",
+        "mqtt://127.0.0.1:1",  # no broker: everything stays in the buffer
+        [
+            {
+                "name": "pump-101",
+                "protocol": "modbus-tcp",
+                "host": "127.0.0.1",
+                "port": modbus_sim.port,
+                "poll_interval": "100ms",
+                "timeout": "100ms",
+                "points": [{"name": "discharge_pressure", "address": 0, "type": "float32"}],
+            }
+        ],
+    )
+    agent = agent_factory(config)
+    agent.wait_log("MQTT: cannot connect")
+    time.sleep(1)
+    assert agent.terminate() == 0
+    proc = run("buffer", "stats", str(config))
+    assert proc.returncode == 0, proc.stderr
+    row = next(line.split() for line in proc.stdout.splitlines() if line.startswith("pump-101"))
+    waiting, last_seq = int(row[1]), int(row[2])
+    assert waiting == last_seq >= 5  # nothing was sent, nothing lost
+    proc = run("buffer", "export", str(config), "--since", "1h")
+    lines = [json.loads(x) for x in proc.stdout.splitlines()]
+    assert [x["seq"] for x in lines] == list(range(1, last_seq + 1))
+    assert lines[0]["payload"]["readings"][0] == {
+        "point": "discharge_pressure",
+        "ts": lines[0]["payload"]["readings"][0]["ts"],
+        "v": 3.42,
+        "q": "good",
+    }
+    assert f"exported {last_seq} messages" in proc.stderr
+    proc = run("buffer", "export", str(config), "--since", "2999-01-01T00:00")
+    assert proc.stdout == ""
+    proc = run("buffer", "export", str(config), "--since", "yesterday")
+    assert proc.returncode != 0
+    assert "give a time such as" in proc.stderr
+
+
+def test_buffer_stats_without_a_buffer_file(tmp_path: Path) -> None:
+    config = write_config(tmp_path / "c.yaml", "mqtt://127.0.0.1:1", [])
+    proc = run("buffer", "stats", str(config))
+    assert proc.returncode == 1
+    assert "no buffer file at" in proc.stderr

@@ -138,3 +138,103 @@ async def test_an_impossible_path_is_a_clear_error(tmp_path: Path) -> None:
     buf = SqliteBuffer(tmp_path / "file" / "b.db")
     with pytest.raises(BufferUnavailable, match=r"cannot use buffer directory .*file"):
         await buf.open()
+
+
+def big(device: str, seq: int, size: int = 2000) -> Message:
+    """A payload that does not compress: random-looking bytes of `size`."""
+    import hashlib
+
+    body = b"".join(
+        hashlib.sha256(f"{device}{seq}{i}".encode()).digest() for i in range(size // 32)
+    )
+    return Message(f"p/{device}/telemetry", body, 1, device, seq)
+
+
+async def test_large_payloads_are_stored_compressed_and_come_back_identical(
+    tmp_path: Path,
+) -> None:
+    buf = await opened(tmp_path / "b.db")
+    payload = b'{"readings": [' + b'{"point": "p", "v": 1.0, "q": "good"},' * 200 + b"]}"
+    buf.put(Message("t", payload, 1, "a", 1))
+    await buf.flush()
+    assert (await buf.fetch(0, 1))[0].message.payload == payload
+    assert buf.stats.stored_bytes < len(payload) / 5
+    await buf.close()
+
+
+async def test_full_buffer_drops_the_oldest_and_counts_them(tmp_path: Path) -> None:
+    buf = SqliteBuffer(tmp_path / "b.db", flush_interval=0.01, max_size=50_000)
+    await buf.open()
+    for i in range(1, 101):
+        buf.put(big("a" if i % 2 else "b", i))
+        if i % 10 == 0:
+            await buf.flush()
+    await buf.flush()
+    kept = [r.message.seq for r in await buf.fetch(0, 1000)]
+    assert buf.stats.stored_bytes <= 50_000
+    assert kept == list(range(101 - len(kept), 101))  # the newest, without holes
+    assert buf.stats.dropped == 100 - len(kept)
+    await buf.close()
+    buf = await opened(tmp_path / "b.db")  # the count is kept in the file
+    assert buf.stats.dropped == 100 - len(kept)
+    await buf.close()
+    with sqlite3.connect(tmp_path / "b.db") as db:
+        per_device = dict(db.execute("SELECT device, dropped FROM drops").fetchall())
+    dropped_seqs = set(range(1, 101)) - set(kept)
+    assert per_device == {
+        "a": sum(1 for s in dropped_seqs if s % 2),
+        "b": sum(1 for s in dropped_seqs if not s % 2),
+    }
+
+
+async def test_full_buffer_can_refuse_the_newest_instead(tmp_path: Path) -> None:
+    buf = SqliteBuffer(
+        tmp_path / "b.db", flush_interval=0.01, max_size=50_000, when_full="drop_newest"
+    )
+    await buf.open()
+    for i in range(1, 101):
+        buf.put(big("a", i))
+        if i % 10 == 0:
+            await buf.flush()
+    await buf.flush()
+    kept = [r.message.seq for r in await buf.fetch(0, 1000)]
+    assert kept == list(range(1, len(kept) + 1))  # the oldest, without holes
+    assert buf.stats.dropped == 100 - len(kept)
+    # Once the publisher takes some away, new messages fit again.
+    buf.ack([r.id for r in await buf.fetch(0, 10)])
+    buf.put(big("a", 101))
+    await buf.flush()
+    assert (await buf.fetch(0, 1000))[-1].message.seq == 101
+    await buf.close()
+
+
+async def test_messages_older_than_max_age_are_dropped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import edge_agent.buffer.sqlite as impl
+
+    monkeypatch.setattr(impl, "AGE_SWEEP_SECONDS", 0.0)
+    buf = SqliteBuffer(tmp_path / "b.db", flush_interval=0.01, max_age=0.2)
+    await buf.open()
+    buf.put(msg("a", 1))
+    await buf.flush()
+    await asyncio.sleep(0.4)
+    buf.put(msg("a", 2))
+    await buf.flush()
+    await buf.flush()
+    assert [r.message.seq for r in await buf.fetch(0, 10)] == [2]
+    assert buf.stats.dropped == 1
+    await buf.close()
+
+
+async def test_dead_letters_can_be_requeued(tmp_path: Path) -> None:
+    buf = await opened(tmp_path / "b.db")
+    buf.put(msg("a", 1))
+    await buf.flush()
+    buf.dead_letter((await buf.fetch(0, 1))[0].id, "Quota exceeded")
+    await buf.flush()
+    assert await buf.fetch(0, 10) == []
+    assert await buf.requeue_dead_letters() == 1
+    assert [r.message.seq for r in await buf.fetch(0, 10)] == [1]
+    assert await buf.requeue_dead_letters() == 0
+    await buf.close()

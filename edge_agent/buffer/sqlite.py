@@ -145,6 +145,9 @@ class SqliteBuffer:
         self._listeners: list[Callable[[], None]] = []
         self._death: asyncio.Future[BaseException] | None = None
         self._full_episode = 0  # messages dropped in the current full episode
+        # Rows handed to the publisher since its last rewind are in flight: a full buffer
+        # drops around them, or a message could be counted as dropped and still delivered.
+        self._handed_upto = 0
         self._next_sweep = 0.0
 
     # ---- event-loop side -------------------------------------------------------------
@@ -350,7 +353,13 @@ class SqliteBuffer:
             return  # the asker was cancelled (a publisher that lost its connection)
         try:
             if cmd[0] == "fetch":
-                fut.set_result(self._fetch(db, cmd[1], cmd[2]) if cmd[2] else [])
+                rows = self._fetch(db, cmd[1], cmd[2]) if cmd[2] else []
+                if cmd[2]:
+                    if cmd[1] < self._handed_upto:  # a rewind: nothing before is in flight
+                        self._handed_upto = cmd[1]
+                    if rows:
+                        self._handed_upto = max(self._handed_upto, rows[-1].id)
+                fut.set_result(rows)
             elif cmd[0] == "requeue":
                 fut.set_result(self._requeue(db))
         except sqlite3.Error as err:
@@ -484,9 +493,12 @@ class SqliteBuffer:
             for r in rows[len(kept) :]:
                 txn.dropped[r[0]] += 1
             return kept
+        skip = 0 if force else self._handed_upto
         while txn.freed_by_drop < excess:
             batch = db.execute(
-                "SELECT id, device, length(payload) FROM messages ORDER BY id LIMIT 500"
+                "SELECT id, device, length(payload) FROM messages WHERE id > ? ORDER BY id "
+                "LIMIT 500",
+                (skip,),
             ).fetchall()
             if not batch:
                 break
@@ -499,6 +511,7 @@ class SqliteBuffer:
                 if txn.freed_by_drop >= excess:
                     break
             db.executemany("DELETE FROM messages WHERE id = ?", take)
+            skip = take[-1][0]
         txn.freed += txn.freed_by_drop
         return rows
 

@@ -1,0 +1,196 @@
+"""Store-and-forward under real faults: the uplink cut, the agent killed, the buffer full or
+corrupt. Asserted on what a real subscriber receives. Soak versions are marked slow
+(`./scripts/test -m slow`); CI runs the short ones."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.agent import AgentProcess, SimThread, write_config
+from tests.support.broker import Broker
+from tests.support.proxy import CuttableProxy
+from tests.support.subscriber import Subscriber
+
+PREFIX = "maintenance4/test/gw-test"
+WINDOW = 50  # mqtt.inflight: the most a reconnect may send twice
+
+AgentFactory = Callable[..., AgentProcess]
+SubscriberFactory = Callable[..., Subscriber]
+
+
+def device(name: str, port: int, interval: str = "100ms") -> dict[str, Any]:
+    return {
+        "name": name,
+        "protocol": "modbus-tcp",
+        "host": "127.0.0.1",
+        "port": port,
+        "poll_interval": interval,
+        "timeout": interval,
+        "points": [
+            {"name": "discharge_pressure", "address": 0, "type": "float32"},
+            {"name": "bearing_temp", "address": 5, "type": "int16", "scale": 0.1},
+            {"name": "tag", "address": 20, "type": "string", "length": 16},
+        ],
+    }
+
+
+def arrivals(sub: Subscriber, name: str) -> list[int]:
+    topic = f"{PREFIX}/{name}/telemetry"
+    return [m.json()["seq"] for m in sub.messages if m.topic == topic]
+
+
+def check_complete(seqs: list[int], *, duplicates_at_most: int) -> int:
+    """Every seq from 1 to the last arrived, first arrivals in order; returns the last."""
+    firsts: list[int] = []
+    seen: set[int] = set()
+    for s in seqs:
+        if s not in seen:
+            seen.add(s)
+            firsts.append(s)
+    assert firsts == list(range(1, len(firsts) + 1)), "lost or reordered messages"
+    dups = len(seqs) - len(firsts)
+    assert dups <= duplicates_at_most, f"{dups} duplicates"
+    return firsts[-1]
+
+
+def buffer_db(config: Path) -> Path:
+    return config.parent / "buffer.db"
+
+
+@pytest.mark.parametrize(
+    "outage", [pytest.param(5, id="5s"), pytest.param(60, id="60s", marks=pytest.mark.slow)]
+)
+def test_uplink_outage_with_two_devices_at_10_hz(
+    outage: int,
+    tmp_path: Path,
+    broker: Broker,
+    sim_factory: Callable[..., SimThread],
+    agent_factory: AgentFactory,
+    subscriber_factory: SubscriberFactory,
+) -> None:
+    sims = [sim_factory(), sim_factory()]
+    sub = subscriber_factory(broker.url, f"{PREFIX}/+/telemetry")
+    with CuttableProxy(broker.port) as link:
+        config = write_config(
+            tmp_path / "a.yaml",
+            link.url,
+            [device("pump-101", sims[0].port), device("pump-102", sims[1].port)],
+        )
+        agent = agent_factory(config)
+        sub.wait_for(lambda _: len(arrivals(sub, "pump-102")) >= 5)
+        link.cut()
+        time.sleep(outage)
+        link.restore()
+        reconnects = 1
+        target = {n: max(arrivals(sub, n)) + outage * 10 for n in ("pump-101", "pump-102")}
+        sub.wait_for(
+            lambda _: all(max(arrivals(sub, n)) >= t for n, t in target.items()),
+            timeout=30 + outage,
+        )
+        assert agent.terminate() == 0
+    assert "0 messages remain buffered" in agent.log()
+    for name in ("pump-101", "pump-102"):
+        last = check_complete(arrivals(sub, name), duplicates_at_most=WINDOW * reconnects)
+        assert last >= outage * 10  # polled on through the outage: ~10 per second
+
+
+@pytest.mark.parametrize(
+    "crashes", [pytest.param(5, id="5"), pytest.param(20, id="20", marks=pytest.mark.slow)]
+)
+def test_kill_9_at_random_moments_loses_nothing_buffered(
+    crashes: int,
+    tmp_path: Path,
+    broker: Broker,
+    modbus_sim: SimThread,
+    agent_factory: AgentFactory,
+    subscriber_factory: SubscriberFactory,
+) -> None:
+    rng = random.Random(crashes)
+    sub = subscriber_factory(broker.url, f"{PREFIX}/+/telemetry")
+    with CuttableProxy(broker.port) as link:
+        config = write_config(tmp_path / "a.yaml", link.url, [device("pump-101", modbus_sim.port)])
+        for _ in range(crashes):
+            agent = agent_factory(config)
+            agent.wait_log("running: 1 devices")
+            if rng.random() < 0.5:
+                link.cut()  # the broker away: the buffer grows
+            time.sleep(rng.uniform(0.3, 1.5))
+            agent.kill()
+            link.cut()
+            link.restore()
+        agent = agent_factory(config)  # the final drain
+        agent.wait_log("MQTT: connected")
+        time.sleep(1)
+        assert agent.terminate() == 0
+    assert "0 messages remain buffered" in agent.log()
+    with sqlite3.connect(buffer_db(config)) as db:
+        (last_seq,) = db.execute("SELECT seq FROM seqs WHERE device = 'pump-101'").fetchone()
+    sub.wait_for(lambda _: max(arrivals(sub, "pump-101")) >= last_seq)
+    assert (
+        check_complete(arrivals(sub, "pump-101"), duplicates_at_most=WINDOW * (crashes + 1))
+        == last_seq
+    )
+
+
+def test_full_buffer_drops_the_oldest_counted_exactly_and_delivers_the_rest(
+    tmp_path: Path,
+    broker: Broker,
+    modbus_sim: SimThread,
+    agent_factory: AgentFactory,
+    subscriber_factory: SubscriberFactory,
+) -> None:
+    sub = subscriber_factory(broker.url, f"{PREFIX}/+/telemetry")
+    with CuttableProxy(broker.port) as link:
+        config = write_config(
+            tmp_path / "a.yaml",
+            link.url,
+            [device("pump-101", modbus_sim.port)],
+            buffer={"max_size": "8KiB", "min_free": 0},
+        )
+        agent = agent_factory(config)
+        sub.wait_for(lambda _: len(arrivals(sub, "pump-101")) >= 3)
+        link.cut()
+        agent.wait_log("buffer full \\(max_size reached\\): dropping the oldest", timeout=30)
+        time.sleep(1)
+        link.restore()
+        agent.wait_log("MQTT: connected again")
+        agent.wait_log("buffer has room again")
+        time.sleep(0.5)
+        assert agent.terminate() == 0
+    with sqlite3.connect(buffer_db(config)) as db:
+        (dropped,) = db.execute("SELECT dropped FROM drops WHERE device = 'pump-101'").fetchone()
+        (last_seq,) = db.execute("SELECT seq FROM seqs WHERE device = 'pump-101'").fetchone()
+    sub.wait_for(lambda _: max(arrivals(sub, "pump-101")) >= last_seq)
+    got = set(arrivals(sub, "pump-101"))
+    missing = set(range(1, last_seq + 1)) - got
+    assert dropped > 0
+    # Every message is delivered or counted as dropped. A dropped one may still have reached
+    # the broker when the link was cut between its PUBLISH and its PUBACK (at most the window).
+    assert len(missing) <= dropped <= len(missing) + WINDOW
+    # What was dropped is the oldest of the outage: one contiguous run of seqs.
+    assert sorted(missing) == list(range(min(missing), max(missing) + 1))
+
+
+def test_corrupt_buffer_at_start_is_moved_aside_and_data_flows(
+    tmp_path: Path,
+    broker: Broker,
+    modbus_sim: SimThread,
+    agent_factory: AgentFactory,
+    subscriber_factory: SubscriberFactory,
+) -> None:
+    config = write_config(tmp_path / "a.yaml", broker.url, [device("pump-101", modbus_sim.port)])
+    buffer_db(config).write_bytes(b"SQLite format 3\0" + bytes(range(256)) * 40)
+    sub = subscriber_factory(broker.url, f"{PREFIX}/+/telemetry")
+    agent = agent_factory(config)
+    sub.wait_for(lambda _: len(arrivals(sub, "pump-101")) >= 3, timeout=10)
+    assert "is unreadable" in agent.log()
+    assert "moved aside" in agent.log()
+    assert len(list(tmp_path.glob("buffer.db.corrupt-*"))) == 1
+    assert agent.terminate() == 0

@@ -75,7 +75,11 @@ class Agent:
             log.critical("cannot open the buffer: %s", err)
             return 1
         self.pipeline = Pipeline(
-            self.cfg.prefix(), self.cfg.mqtt.qos, self.buffer.put, self.buffer.last_seqs()
+            self.cfg.prefix(),
+            self.cfg.mqtt.qos,
+            self.buffer.put,
+            self.buffer.last_seqs(),
+            self.buffer.seq_floor,
         )
         async with asyncio.TaskGroup() as tg:
             self._tg = tg

@@ -19,15 +19,21 @@ class Pipeline:
     """Numbers each device's messages (`seq`, +1 each, never reused) and hands them on."""
 
     def __init__(
-        self, prefix: str, qos: int, sink: Callable[[Message], None], last_seqs: dict[str, int]
+        self,
+        prefix: str,
+        qos: int,
+        sink: Callable[[Message], None],
+        last_seqs: dict[str, int],
+        seq_floor: int = 0,
     ) -> None:
         self.prefix = prefix
         self.qos = qos
         self.sink = sink
         self._seqs = dict(last_seqs)
+        self._floor = seq_floor
 
     def emit(self, batch: Batch) -> None:
-        seq = self._seqs.get(batch.device, 0) + 1
+        seq = self._seqs.get(batch.device, self._floor) + 1
         self._seqs[batch.device] = seq
         payload = orjson.dumps(
             {

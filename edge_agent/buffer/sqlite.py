@@ -90,6 +90,7 @@ class BufferStats:
     acked: int = 0
     dead_lettered: int = 0
     dropped: int = 0
+    lost: int = 0  # messages whose commit failed (disk full, I/O error): never buffered
     commits: int = 0
     commit_seconds: float = 0.0  # total, for the mean commit latency
     io_errors: int = 0
@@ -148,6 +149,10 @@ class SqliteBuffer:
         # Rows handed to the publisher since its last rewind are in flight: a full buffer
         # drops around them, or a message could be counted as dropped and still delivered.
         self._handed_upto = 0
+        self.degraded: str | None = None  # why the buffer runs in memory, if it does
+        self.seq_floor = 0  # first seq - 1 for a device without a stored seq
+        self._failed_commits = 0
+        self._lost_in_failures = 0
         self._next_sweep = 0.0
 
     # ---- event-loop side -------------------------------------------------------------
@@ -224,7 +229,10 @@ class SqliteBuffer:
     # ---- buffer thread -----------------------------------------------------------------
     def _main(self, ready: concurrent.futures.Future[None]) -> None:
         try:
-            db = self._open_db()
+            try:
+                db = self._open_db()
+            except (BufferUnavailable, sqlite3.Error, OSError) as err:
+                db = self._open_memory(err)
         except Exception as err:  # reported to open()'s caller
             ready.set_exception(err)
             return
@@ -278,6 +286,29 @@ class SqliteBuffer:
         self.stats.depth = depth
         self.stats.stored_bytes = stored + depth * ROW_OVERHEAD
         self.stats.dropped = db.execute("SELECT coalesce(sum(dropped), 0) FROM drops").fetchone()[0]
+        return db
+
+    def _open_memory(self, err: BaseException) -> sqlite3.Connection:
+        """The file cannot be used (read-only, full, not ours): readings still flow live,
+        without durability, rather than not at all. Numbering goes on from the file's last
+        seqs if it can still be read, else from the clock (a visible jump, never a reuse)."""
+        self.degraded = str(err)
+        try:
+            ro = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            try:
+                self._seqs = dict(ro.execute("SELECT device, seq FROM seqs").fetchall())
+            finally:
+                ro.close()
+        except sqlite3.Error:
+            self.seq_floor = time.time_ns() // 1_000_000
+        log.critical(
+            "buffer %s cannot be used (%s): running with a buffer in memory; readings are NOT "
+            "kept across a restart or power cut until this is fixed",
+            self.path,
+            err,
+        )
+        db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        db.executescript(_SCHEMA)
         return db
 
     def _connect(self) -> sqlite3.Connection:
@@ -394,8 +425,15 @@ class SqliteBuffer:
                     db.execute("ROLLBACK")
                 if attempt == 1 and "full" in str(err).lower():
                     continue  # SQLITE_FULL: make room by force and try once more
-                log.error("buffer commit failed (%d messages not buffered): %s", len(inserts), err)
+                self._commit_failed(err, len(inserts))
                 return
+        if self._failed_commits:
+            log.warning(
+                "buffer commits work again after %d failed; %d messages were not buffered",
+                self._failed_commits,
+                self._lost_in_failures,
+            )
+            self._failed_commits = self._lost_in_failures = 0
         st = self.stats
         st.commits += 1
         st.commit_seconds += time.monotonic() - started
@@ -410,6 +448,18 @@ class SqliteBuffer:
                 self._seqs[r[0]] = r[1]
         if kept and self._loop is not None:
             self._loop.call_soon_threadsafe(self._notify)
+
+    def _commit_failed(self, err: sqlite3.Error, lost: int) -> None:
+        """Logged once per episode (disk full, read-only): a line per commit would flood."""
+        self.stats.lost += lost
+        self._lost_in_failures += lost
+        self._failed_commits += 1
+        if self._failed_commits == 1:
+            log.error(
+                "buffer commit failed: %s; new readings are NOT buffered until this is fixed "
+                "(disk full? read-only?); the agent keeps polling and retrying",
+                err,
+            )
 
     def _delete(
         self,

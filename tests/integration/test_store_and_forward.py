@@ -4,10 +4,12 @@ corrupt. Asserted on what a real subscriber receives. Soak versions are marked s
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
+import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -193,4 +195,120 @@ def test_corrupt_buffer_at_start_is_moved_aside_and_data_flows(
     assert "is unreadable" in agent.log()
     assert "moved aside" in agent.log()
     assert len(list(tmp_path.glob("buffer.db.corrupt-*"))) == 1
+    assert agent.terminate() == 0
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Callable[..., Path]]:
+    """A real small file system (tmpfs) for disk-full and read-only faults: needs root."""
+    mounted: list[Path] = []
+
+    def mount(size: str = "1m", *options: str) -> Path:
+        where = tmp_path / f"disk{len(mounted)}"
+        where.mkdir()
+        proc = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here (needs root): {proc.stderr.strip()}")
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in reversed(mounted):
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill(disk: Path, leave: int) -> Path:
+    """Fill the file system but for about `leave` bytes."""
+    filler = disk / "filler"
+    st = os.statvfs(disk)
+    free = st.f_bavail * st.f_frsize
+    with filler.open("wb") as f:
+        f.write(b"\0" * max(0, free - leave))
+    return filler
+
+
+def test_disk_full_is_reported_once_survived_and_recovered(
+    tmp_path: Path,
+    broker: Broker,
+    modbus_sim: SimThread,
+    agent_factory: AgentFactory,
+    subscriber_factory: SubscriberFactory,
+    small_disk: Callable[..., Path],
+) -> None:
+    disk = small_disk("2m")
+    sub = subscriber_factory(broker.url, f"{PREFIX}/+/telemetry")
+    with CuttableProxy(broker.port) as link:
+        config = write_config(
+            tmp_path / "a.yaml",
+            link.url,
+            [device("pump-101", modbus_sim.port, "50ms")],
+            buffer={"path": str(disk / "buffer.db"), "min_free": 0},
+        )
+        link.cut()
+        agent = agent_factory(config)
+        agent.wait_log("running: 1 devices")
+        filler = fill(disk, leave=40_000)
+        agent.wait_log("buffer commit failed: database or disk is full", timeout=60)
+        time.sleep(1)  # many more polls fail to commit: the agent must neither die nor flood
+        assert agent.proc.poll() is None
+        assert agent.log().count("buffer commit failed") == 1
+        filler.unlink()
+        agent.wait_log("buffer commits work again after", timeout=10)
+        link.restore()
+        agent.wait_log("MQTT: connected again")
+        first_after = max(arrivals(sub, "pump-101"), default=0)
+        sub.wait_for(lambda _: max(arrivals(sub, "pump-101"), default=0) > first_after + 10)
+        assert agent.terminate() == 0
+
+
+def test_min_free_is_kept_by_dropping_the_oldest(
+    tmp_path: Path,
+    modbus_sim: SimThread,
+    agent_factory: AgentFactory,
+    small_disk: Callable[..., Path],
+) -> None:
+    disk = small_disk("4m")
+    config = write_config(
+        tmp_path / "a.yaml",
+        "mqtt://127.0.0.1:1",
+        [device("pump-101", modbus_sim.port, "50ms")],
+        buffer={"path": str(disk / "buffer.db"), "min_free": "3MiB"},
+    )
+    agent = agent_factory(config)
+    agent.wait_log("running: 1 devices")
+    fill(disk, leave=3 * 2**20 + 100_000)
+    agent.wait_log("buffer full \\(min_free on the file system reached\\)", timeout=60)
+    time.sleep(1)
+    assert "buffer commit failed" not in agent.log()  # the cap acted before the disk was full
+    assert agent.terminate() == 0
+
+
+def test_read_only_buffer_directory_runs_in_memory_and_data_flows(
+    tmp_path: Path,
+    broker: Broker,
+    modbus_sim: SimThread,
+    agent_factory: AgentFactory,
+    subscriber_factory: SubscriberFactory,
+    small_disk: Callable[..., Path],
+) -> None:
+    disk = small_disk("1m")
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    sub = subscriber_factory(broker.url, f"{PREFIX}/+/telemetry")
+    config = write_config(
+        tmp_path / "a.yaml",
+        broker.url,
+        [device("pump-101", modbus_sim.port)],
+        buffer={"path": str(disk / "state" / "buffer.db")},
+    )
+    agent = agent_factory(config)
+    sub.wait_for(lambda _: len(arrivals(sub, "pump-101")) >= 3, timeout=10)
+    log = agent.log()
+    assert "cannot be used" in log
+    assert "Read-only file system" in log
+    assert "running with a buffer in memory" in log
     assert agent.terminate() == 0

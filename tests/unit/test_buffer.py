@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from edge_agent.buffer import SqliteBuffer
-from edge_agent.buffer.sqlite import BufferUnavailable
 from edge_agent.readings import Message
 
 
@@ -133,11 +132,20 @@ async def test_a_corrupt_file_is_moved_aside_and_a_fresh_one_used(
     assert len(buf.stats.quarantined) == 1
 
 
-async def test_an_impossible_path_is_a_clear_error(tmp_path: Path) -> None:
+async def test_an_unusable_path_falls_back_to_memory_and_keeps_numbering_ahead(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     (tmp_path / "file").write_text("")
     buf = SqliteBuffer(tmp_path / "file" / "b.db")
-    with pytest.raises(BufferUnavailable, match=r"cannot use buffer directory .*file"):
-        await buf.open()
+    await buf.open()  # never refuses to start because of its buffer
+    assert buf.degraded is not None
+    assert "cannot use buffer directory" in caplog.text
+    assert "NOT kept across a restart" in caplog.text
+    assert buf.seq_floor > 1_700_000_000_000  # no stored seq readable: continue from the clock
+    buf.put(msg("a", buf.seq_floor + 1))
+    await buf.flush()
+    assert len(await buf.fetch(0, 10)) == 1
+    await buf.close()
 
 
 def big(device: str, seq: int, size: int = 2000) -> Message:

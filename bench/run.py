@@ -110,7 +110,7 @@ def memory_kib(pid: int) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class MachineSample:
-    busy: int  # jiffies summed over all cores: everything but idle and iowait
+    busy: int  # jiffies summed over all cores: everything but idle, iowait and steal
     steal: int
     total: int
 
@@ -119,7 +119,7 @@ def machine_sample() -> MachineSample:
     parts = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     user, nice, system, idle, iowait, irq, softirq, steal = parts[:8]
     total = user + nice + system + idle + iowait + irq + softirq + steal
-    return MachineSample(total - idle - iowait, steal, total)
+    return MachineSample(total - idle - iowait - steal, steal, total)
 
 
 def cpu_model() -> str:
@@ -244,7 +244,14 @@ def floor_blocks() -> list[tuple[int, int]]:
     return [(BANK + off, min(per, total - off)) for off in range(0, total, per)]
 
 
-async def _floor(ports: list[int], devices: int, interval: float) -> dict[str, Any]:
+async def _floor(ports: list[int], devices: int, interval: float, out: str) -> None:
+    """Poll until SIGTERM, then write what was done to `out` at once and wind down.
+
+    The result is written before the poll tasks are stopped, and they are stopped with a
+    flag rather than by cancellation alone: on Python 3.11 pymodbus' `asyncio.wait_for`
+    drops a cancellation that coincides with a response (CPython gh-86296), so a single
+    `cancel()` may not end a poll loop.
+    """
     from pymodbus.client import AsyncModbusTcpClient
 
     loop = asyncio.get_running_loop()
@@ -269,7 +276,7 @@ async def _floor(ports: list[int], devices: int, interval: float) -> dict[str, A
     async def poll(i: int, client: AsyncModbusTcpClient) -> None:
         deadline = time.monotonic()
         sink = 0.0
-        while True:
+        while not stop.is_set():
             delay = deadline - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
@@ -289,14 +296,22 @@ async def _floor(ports: list[int], devices: int, interval: float) -> dict[str, A
                 deadline += missed * interval
 
     print("READY", flush=True)
-    tasks = [asyncio.create_task(poll(i, c)) for i, c in enumerate(clients)]
+    pending = {asyncio.create_task(poll(i, c)) for i, c in enumerate(clients)}
     await stop.wait()
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
+    result = {"done": done, "skipped": skipped, "errors": errors[:20], "error_count": len(errors)}
+    _write_json(out, result)  # blocking, but the window is over: nothing is measured now
+    for _ in range(20):
+        if not pending:
+            break
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.1)
     for client in clients:
         client.close()
-    return {"done": done, "skipped": skipped, "errors": errors[:20], "error_count": len(errors)}
+
+
+def _write_json(path: str, data: object) -> None:
+    Path(path).write_text(json.dumps(data))
 
 
 def floor_main(ports: list[int], devices: int, interval: float, out: str) -> None:
@@ -304,10 +319,9 @@ def floor_main(ports: list[int], devices: int, interval: float, out: str) -> Non
     try:
         import uvloop
     except ImportError:
-        result = asyncio.run(_floor(ports, devices, interval))
+        asyncio.run(_floor(ports, devices, interval, out))
     else:
-        result = uvloop.run(_floor(ports, devices, interval))
-    Path(out).write_text(json.dumps(result))
+        uvloop.run(_floor(ports, devices, interval, out))
 
 
 # ---- the subscriber -----------------------------------------------------------------------

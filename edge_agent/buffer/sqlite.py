@@ -123,7 +123,7 @@ class SqliteBuffer:
         path: Path,
         *,
         sync: str = "full",
-        flush_interval: float = 0.05,
+        flush_interval: float = 0.2,
         flush_messages: int = 200,
         max_size: int = 512 * 2**20,
         max_age: float | None = None,
@@ -153,6 +153,9 @@ class SqliteBuffer:
         self.seq_floor = 0  # first seq - 1 for a device without a stored seq
         self._failed_commits = 0
         self._lost_in_failures = 0
+        self._statvfs_at = -1e9
+        self._free = 0
+        self._stored_at_statvfs = 0
         self._next_sweep = 0.0
 
     # ---- event-loop side -------------------------------------------------------------
@@ -194,7 +197,7 @@ class SqliteBuffer:
 
     async def flush(self) -> None:
         """Return once everything queued so far has been committed."""
-        await self._ask("fetch", 0, 0)
+        await self._ask("flush")
 
     async def _ask(self, *cmd: Any) -> Any:
         fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
@@ -344,7 +347,7 @@ class SqliteBuffer:
             inserts: list[Message] = []
             acks: list[int] = []
             dead: list[tuple[int, str]] = []
-            after: list[Any] = []  # fetches and stop: answered after the commit
+            after: list[Any] = []  # flush and stop: answered after the commit
             item = self._q.get()
             deadline = time.monotonic() + self.flush_interval
             while True:
@@ -354,6 +357,10 @@ class SqliteBuffer:
                     acks.extend(item[1])
                 elif item[0] == "dead":
                     dead.append((item[1], item[2]))
+                elif item[0] in ("fetch", "requeue"):
+                    # Answered at once from what is committed: a fetch must not cut a group
+                    # commit short (that would mean a transaction, and an fsync, per message).
+                    self._answer(db, item, pending={*acks, *(d[0] for d in dead)})
                 else:
                     after.append(item)
                     break
@@ -376,15 +383,16 @@ class SqliteBuffer:
                     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
                     cmd[1].set_result(None)
                     return
-                self._answer(db, cmd)
+                if cmd[-1].set_running_or_notify_cancel():  # flush: all before it committed
+                    cmd[-1].set_result(None)
 
-    def _answer(self, db: sqlite3.Connection, cmd: tuple[Any, ...]) -> None:
+    def _answer(self, db: sqlite3.Connection, cmd: tuple[Any, ...], pending: set[int]) -> None:
         fut: concurrent.futures.Future[Any] = cmd[-1]
         if not fut.set_running_or_notify_cancel():
             return  # the asker was cancelled (a publisher that lost its connection)
         try:
             if cmd[0] == "fetch":
-                rows = self._fetch(db, cmd[1], cmd[2]) if cmd[2] else []
+                rows = self._fetch(db, cmd[1], cmd[2], pending)
                 if cmd[2]:
                     if cmd[1] < self._handed_upto:  # a rewind: nothing before is in flight
                         self._handed_upto = cmd[1]
@@ -510,12 +518,18 @@ class SqliteBuffer:
 
     # ---- bounds ------------------------------------------------------------------------
     def _limit(self) -> int:
-        """Bytes the stored messages may take now: max_size, less if the disk runs out."""
-        try:
-            st = os.statvfs(self.path.parent)
-        except OSError:
-            return self.max_size
-        free = st.f_bavail * st.f_frsize
+        """Bytes the stored messages may take now: max_size, less if the disk runs out.
+        The free space is looked up at most once a second, and then reduced by what this
+        buffer stored since (nothing else is assumed to write much in between)."""
+        now = time.monotonic()
+        if now >= self._statvfs_at + 1.0:
+            try:
+                st = os.statvfs(self.path.parent)
+                self._free = st.f_bavail * st.f_frsize
+            except OSError:
+                self._free = 1 << 62
+            self._statvfs_at, self._stored_at_statvfs = now, self.stats.stored_bytes
+        free = self._free - max(0, self.stats.stored_bytes - self._stored_at_statvfs)
         return min(self.max_size, self.stats.stored_bytes + max(0, free - self.min_free))
 
     def _make_room(
@@ -618,16 +632,21 @@ class SqliteBuffer:
             )
 
     # ---- reads -------------------------------------------------------------------------
-    def _fetch(self, db: sqlite3.Connection, after_id: int, limit: int) -> list[StoredMessage]:
+    def _fetch(
+        self, db: sqlite3.Connection, after_id: int, limit: int, pending: set[int]
+    ) -> list[StoredMessage]:
+        """Up to `limit` committed messages after `after_id`, without those whose ack or
+        dead-lettering is pending in the transaction being gathered."""
         rows = db.execute(
             "SELECT id, device, seq, topic, qos, retain, enc, payload FROM messages "
             "WHERE id > ? ORDER BY id LIMIT ?",
-            (after_id, limit),
+            (after_id, limit + len(pending)),
         ).fetchall()
         return [
             StoredMessage(r[0], Message(r[3], decode(r[6], r[7]), r[4], r[1], r[2], bool(r[5])))
             for r in rows
-        ]
+            if r[0] not in pending
+        ][:limit]
 
     def _requeue(self, db: sqlite3.Connection) -> int:
         db.execute("BEGIN IMMEDIATE")

@@ -117,7 +117,11 @@ class Buffer(Strict):
     sync: Literal["full", "normal"] = Field(
         "full", description="full: a power cut loses nothing buffered; normal: last commits may be"
     )
-    flush_interval: Duration = Field(0.05, description="Group commit: at most this long")
+    flush_interval: Duration = Field(
+        0.2,
+        description="Group commit: at most this long (readings not yet committed are lost "
+        "in a crash; each commit costs an fsync)",
+    )
     flush_messages: int = Field(200, ge=1, description="Group commit: at most this many messages")
     max_size: Size = Field(
         512 * 2**20, description="Cap on the buffered messages (e.g. 512MiB); see when_full"

@@ -96,6 +96,7 @@ async def test_dead_letter_leaves_the_queue_and_is_kept(tmp_path: Path) -> None:
 async def test_a_cancelled_fetch_does_not_kill_the_buffer(tmp_path: Path) -> None:
     buf = await opened(tmp_path / "b.db")
     buf.put(msg("a", 1))
+    await buf.flush()
     for _ in range(20):
         task = asyncio.create_task(buf.fetch(0, 10))
         await asyncio.sleep(0)
@@ -245,4 +246,29 @@ async def test_dead_letters_can_be_requeued(tmp_path: Path) -> None:
     assert await buf.requeue_dead_letters() == 1
     assert [r.message.seq for r in await buf.fetch(0, 10)] == [1]
     assert await buf.requeue_dead_letters() == 0
+    await buf.close()
+
+
+async def test_fetch_sees_only_committed_messages_and_does_not_force_a_commit(
+    tmp_path: Path,
+) -> None:
+    buf = SqliteBuffer(tmp_path / "b.db", flush_interval=0.5)
+    await buf.open()
+    buf.put(msg("a", 1))
+    assert await buf.fetch(0, 10) == []  # not buffered yet: the group commit is still open
+    await buf.flush()
+    assert [r.message.seq for r in await buf.fetch(0, 10)] == [1]
+    assert buf.stats.commits == 1
+    await buf.close()
+
+
+async def test_a_pending_ack_hides_the_message_from_fetch(tmp_path: Path) -> None:
+    buf = SqliteBuffer(tmp_path / "b.db", flush_interval=0.5)
+    await buf.open()
+    buf.put(msg("a", 1))
+    buf.put(msg("a", 2))
+    await buf.flush()
+    first = (await buf.fetch(0, 1))[0]
+    buf.ack([first.id])  # not committed yet, but must not be handed out again
+    assert [r.message.seq for r in await buf.fetch(0, 10)] == [2]
     await buf.close()

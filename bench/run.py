@@ -338,6 +338,7 @@ class DeviceTally:
     seq_repeated: int = 0  # numbers seen again, or going backwards
     last_ts: int | None = None
     skipped_slots: int = 0  # poll slots missing between consecutive message ts
+    skips: list[tuple[int, int]] = field(default_factory=list)  # (ts of the late poll, slots)
 
 
 class TelemetryCounter:
@@ -430,7 +431,9 @@ class TelemetryCounter:
             tally.last_seq = seq
         if tally.last_ts is not None and ts > tally.last_ts:
             slots = math.floor((ts - tally.last_ts) / self.interval_ms + 0.5) - 1
-            tally.skipped_slots += max(0, slots)
+            if slots > 0:
+                tally.skipped_slots += slots
+                tally.skips.append((ts, slots))
         tally.last_ts = ts
         self.arrivals.append((now, device, ts, len(readings)))
         if self.timing:
@@ -846,7 +849,7 @@ class Bench:
             window = measure(seconds, proc.pid, self.helpers(sims))
             counter.timing = False
             # Delivery is judged up to here: a profile taken next pauses the agent.
-            tallies = {name: replace(t) for name, t in counter.tallies.items()}
+            tallies = {name: replace(t, skips=list(t.skips)) for name, t in counter.tallies.items()}
             log_end = logpath.stat().st_size
             if proc.poll() is not None:
                 result.failure = f"agent exited ({proc.returncode}): " + self._tail(logpath)
@@ -1087,6 +1090,19 @@ def rate_why(r: Result) -> str:
     return ": " + ", ".join(why) if why else ""
 
 
+def skip_moments(r: Result) -> list[tuple[int, int, int]]:
+    """Skipped slots grouped in time: (first ts in ms, devices, slots) per moment."""
+    events = sorted((ts, device, slots) for device, t in r.tallies.items() for ts, slots in t.skips)
+    moments: list[tuple[int, set[str], int]] = []
+    for ts, device, slots in events:
+        if moments and ts - moments[-1][0] <= 100:
+            moments[-1][1].add(device)
+            moments[-1] = (moments[-1][0], moments[-1][1], moments[-1][2] + slots)
+        else:
+            moments.append((ts, {device}, slots))
+    return [(t, len(devices), k) for t, devices, k in moments]
+
+
 def verdict(ok: bool) -> str:
     return "**met**" if ok else "**MISSED**"
 
@@ -1257,6 +1273,20 @@ def report(
             f"{r.log_counts.get('WARNING', 0)}, {r.log_counts.get('ERROR', 0)} | "
             f"{r.stop_s:.1f} s, exit {r.exit_code} |"
         )
+    for r in results:
+        if r.role == "agent" and (moments := skip_moments(r)):
+            doc += [
+                "",
+                f"{r.scenario}: slots were skipped at {len(moments)} moment(s) of the run "
+                "(skips of different devices within 100 ms are one moment): "
+                + ", ".join(
+                    f"{dt.datetime.fromtimestamp(t / 1000, dt.UTC):%H:%M:%S.%f}"[:-3]
+                    + f" ({n} device(s), {k} slot(s))"
+                    for t, n, k in moments[:8]
+                )
+                + (", …" if len(moments) > 8 else "")
+                + ". Many devices at one moment means the whole event loop stalled.",
+            ]
     floors = [r for r in main if r.role == "floor" and r.window]
     if floors:
         doc += [

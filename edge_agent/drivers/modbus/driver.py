@@ -43,6 +43,7 @@ _READS = {
 class _Compiled:
     block: Block
     decoders: tuple[tuple[ModbusPoint, int, Decoder], ...]
+    named: tuple[tuple[str, Decoder], ...]
 
 
 def _compile(block: Block) -> _Compiled:
@@ -53,7 +54,7 @@ def _compile(block: Block) -> _Compiled:
             decs.append((p, off, _bit(off)))
         else:
             decs.append((p, off, compile_point(p, off)))
-    return _Compiled(block, tuple(decs))
+    return _Compiled(block, tuple(decs), tuple((p.name, dec) for p, _, dec in decs))
 
 
 def _bit(off: int) -> Decoder:
@@ -133,6 +134,12 @@ class ModbusTcpDriver:
             return [
                 Reading(p.name, None, Quality.BAD, ts, "malformed_response") for p in block.points
             ]
+        good = Quality.GOOD
+        if not self.keep_raw:
+            try:  # the common case, as one comprehension: no per-point bookkeeping
+                return [Reading(n, dec(buf, values), good, ts) for n, dec in compiled.named]
+            except (ValueError, struct_error):
+                pass  # some point cannot be decoded: go point by point
         out: list[Reading] = []
         raw = self.keep_raw
         for point, off, decode in compiled.decoders:

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from .sqlite import decode
+from .store import decode
 
 
 class NoBuffer(Exception):

@@ -32,92 +32,34 @@ import queue
 import sqlite3
 import threading
 import time
-import zlib
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..readings import Message
+from .bounds import Bounds
+from .store import (
+    PAGE_SIZE,
+    ROW_OVERHEAD,
+    SCHEMA,
+    BufferStats,
+    BufferUnavailable,
+    StoredMessage,
+    Txn,
+    decode,
+    encode,
+)
 
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = 1024
-ROW_OVERHEAD = 48  # bytes a row costs beside its payload (ids, topic, varints), for the cap
 AGE_SWEEP_SECONDS = 10.0
-_ZLIB = 1
-
-_SCHEMA = """
-PRAGMA user_version = 1;
-CREATE TABLE IF NOT EXISTS messages (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    device TEXT NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL,
-    qos INTEGER NOT NULL, retain INTEGER NOT NULL, enc INTEGER NOT NULL,
-    payload BLOB NOT NULL, created_ms INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS seqs (device TEXT PRIMARY KEY, seq INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS drops (device TEXT PRIMARY KEY, dropped INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    id INTEGER PRIMARY KEY, device TEXT NOT NULL, seq INTEGER NOT NULL, topic TEXT NOT NULL,
-    qos INTEGER NOT NULL, retain INTEGER NOT NULL, enc INTEGER NOT NULL,
-    payload BLOB NOT NULL, created_ms INTEGER NOT NULL, reason TEXT NOT NULL,
-    failed_ms INTEGER NOT NULL);
-"""
-
-
-def encode(payload: bytes) -> tuple[int, bytes]:
-    if len(payload) < 128:
-        return 0, payload
-    packed = zlib.compress(payload, 1)
-    return (_ZLIB, packed) if len(packed) < len(payload) else (0, payload)
-
-
-def decode(enc: int, payload: bytes) -> bytes:
-    return zlib.decompress(payload) if enc == _ZLIB else payload
-
-
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
-    id: int
-    message: Message
-
-
-@dataclass
-class BufferStats:
-    depth: int = 0  # messages waiting
-    stored_bytes: int = 0  # what counts against max_size
-    committed: int = 0
-    acked: int = 0
-    dead_lettered: int = 0
-    dropped: int = 0
-    lost: int = 0  # messages whose commit failed (disk full, I/O error): never buffered
-    commits: int = 0
-    commit_seconds: float = 0.0  # total, for the mean commit latency
-    io_errors: int = 0
-    quarantined: list[str] = field(default_factory=list)
-
-
-@dataclass
-class _Txn:
-    """What one transaction did, applied to the statistics only once it committed."""
-
-    deleted: int = 0  # acked or dead-lettered rows deleted
-    freed: int = 0  # bytes no longer stored (deleted and dropped)
-    freed_by_drop: int = 0
-    dropped_rows: int = 0  # stored rows dropped to make room
-    dropped: Counter[str] = field(default_factory=Counter)  # per device, stored or refused
-    limit: int = 0
-
-
-class BufferUnavailable(Exception):
-    """The buffer cannot be used (its directory is not writable, say)."""
 
 
 class _Stop:
     pass
 
 
-class SqliteBuffer:
+class SqliteBuffer(Bounds):
     def __init__(
         self,
         path: Path,
@@ -273,7 +215,7 @@ class SqliteBuffer:
                 if version not in (0, 1):
                     ok, reason = False, f"unknown buffer format version {version}"
                 else:
-                    db.executescript(_SCHEMA)
+                    db.executescript(SCHEMA)
         except sqlite3.DatabaseError as err:
             ok, reason = False, str(err)
         if not ok or db is None:
@@ -281,7 +223,7 @@ class SqliteBuffer:
                 db.close()
             self._quarantine(reason)
             db = self._connect()
-            db.executescript(_SCHEMA)
+            db.executescript(SCHEMA)
         self._seqs = dict(db.execute("SELECT device, seq FROM seqs").fetchall())
         depth, stored = db.execute(
             "SELECT count(*), coalesce(sum(length(payload)), 0) FROM messages"
@@ -311,7 +253,7 @@ class SqliteBuffer:
             err,
         )
         db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-        db.executescript(_SCHEMA)
+        db.executescript(SCHEMA)
         return db
 
     def _connect(self) -> sqlite3.Connection:
@@ -419,7 +361,7 @@ class SqliteBuffer:
             enc, blob = encode(m.payload)
             rows.append((m.device, m.seq, m.topic, m.qos, int(m.retain), enc, blob, now))
         for attempt in (1, 2):
-            txn = _Txn()
+            txn = Txn()
             try:
                 db.execute("BEGIN IMMEDIATE")
                 self._delete(db, acks, dead, now, txn)  # first: what was sent makes room
@@ -475,7 +417,7 @@ class SqliteBuffer:
         acks: list[int],
         dead: list[tuple[int, str]],
         now: int,
-        txn: _Txn,
+        txn: Txn,
     ) -> None:
         ids = list(acks)
         for row_id, reason in dead:
@@ -493,7 +435,7 @@ class SqliteBuffer:
                 txn.deleted += 1
                 txn.freed += gone[0] + ROW_OVERHEAD
 
-    def _insert(self, db: sqlite3.Connection, rows: list[tuple[Any, ...]], txn: _Txn) -> None:
+    def _insert(self, db: sqlite3.Connection, rows: list[tuple[Any, ...]], txn: Txn) -> None:
         if rows:
             db.executemany(
                 "INSERT INTO messages (device, seq, topic, qos, retain, enc, payload, "
@@ -514,121 +456,6 @@ class SqliteBuffer:
                 "INSERT INTO drops (device, dropped) VALUES (?, ?) ON CONFLICT(device) DO "
                 "UPDATE SET dropped = dropped + excluded.dropped",
                 list(txn.dropped.items()),
-            )
-
-    # ---- bounds ------------------------------------------------------------------------
-    def _limit(self) -> int:
-        """Bytes the stored messages may take now: max_size, less if the disk runs out.
-        The free space is looked up at most once a second, and then reduced by what this
-        buffer stored since (nothing else is assumed to write much in between)."""
-        now = time.monotonic()
-        if now >= self._statvfs_at + 1.0:
-            try:
-                st = os.statvfs(self.path.parent)
-                self._free = st.f_bavail * st.f_frsize
-            except OSError:
-                self._free = 1 << 62
-            self._statvfs_at, self._stored_at_statvfs = now, self.stats.stored_bytes
-        free = self._free - max(0, self.stats.stored_bytes - self._stored_at_statvfs)
-        return min(self.max_size, self.stats.stored_bytes + max(0, free - self.min_free))
-
-    def _make_room(
-        self, db: sqlite3.Connection, rows: list[tuple[Any, ...]], txn: _Txn, force: bool
-    ) -> list[tuple[Any, ...]]:
-        """Drop what must go for `rows` to fit; returns the rows to insert."""
-        limit = self._limit()
-        txn.limit = limit
-        incoming = sum(len(r[6]) + ROW_OVERHEAD for r in rows)
-        stored = self.stats.stored_bytes - txn.freed  # acks of this transaction made room
-        excess = stored + incoming - limit
-        if force:  # SQLite itself said full: free a tenth whatever the policy
-            excess = max(excess, stored // 10 + incoming)
-        if excess <= 0:
-            return rows
-        if self.when_full == "drop_newest" and not force:
-            room = max(0, limit - stored)
-            kept: list[tuple[Any, ...]] = []
-            for r in rows:
-                size = len(r[6]) + ROW_OVERHEAD
-                if size > room:
-                    break  # keep the oldest of the incoming, in order: no holes in seq
-                kept.append(r)
-                room -= size
-            for r in rows[len(kept) :]:
-                txn.dropped[r[0]] += 1
-            return kept
-        skip = 0 if force else self._handed_upto
-        while txn.freed_by_drop < excess:
-            batch = db.execute(
-                "SELECT id, device, length(payload) FROM messages WHERE id > ? ORDER BY id "
-                "LIMIT 500",
-                (skip,),
-            ).fetchall()
-            if not batch:
-                break
-            take = []
-            for row_id, device, size in batch:
-                take.append((row_id,))
-                txn.dropped[device] += 1
-                txn.dropped_rows += 1
-                txn.freed_by_drop += size + ROW_OVERHEAD
-                if txn.freed_by_drop >= excess:
-                    break
-            db.executemany("DELETE FROM messages WHERE id = ?", take)
-            skip = take[-1][0]
-        txn.freed += txn.freed_by_drop
-        return rows
-
-    def _note_drops(self, txn: _Txn) -> None:
-        n = sum(txn.dropped.values())
-        if not n:
-            if self._full_episode:
-                log.info("buffer has room again; %d messages were dropped", self._full_episode)
-                self._full_episode = 0
-            return
-        self.stats.dropped += n
-        if not self._full_episode:
-            why = "max_size" if txn.limit >= self.max_size else "min_free on the file system"
-            log.warning(
-                "buffer full (%s reached): dropping the %s messages (%s so far); counted per "
-                "device in `edge-agent buffer stats`",
-                why,
-                "oldest" if self.when_full == "drop_oldest" else "newest",
-                ", ".join(f"{d}: {c}" for d, c in sorted(txn.dropped.items())),
-            )
-        self._full_episode += n
-
-    def _sweep_old(self, db: sqlite3.Connection) -> None:
-        assert self.max_age is not None
-        cutoff = time.time_ns() // 1_000_000 - int(self.max_age * 1000)
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            gone = db.execute(
-                "DELETE FROM messages WHERE created_ms < ? RETURNING device, length(payload)",
-                (cutoff,),
-            ).fetchall()
-            dropped = Counter(g[0] for g in gone)
-            if dropped:
-                db.executemany(
-                    "INSERT INTO drops (device, dropped) VALUES (?, ?) ON CONFLICT(device) "
-                    "DO UPDATE SET dropped = dropped + excluded.dropped",
-                    list(dropped.items()),
-                )
-            db.execute("COMMIT")
-        except sqlite3.Error as err:
-            self.stats.io_errors += 1
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            log.error("buffer: dropping messages older than max_age failed: %s", err)
-            return
-        if gone:
-            self.stats.dropped += len(gone)
-            self.stats.depth -= len(gone)
-            self.stats.stored_bytes -= sum(g[1] + ROW_OVERHEAD for g in gone)
-            log.warning(
-                "buffer: dropped %d messages older than max_age (%s)",
-                len(gone),
-                ", ".join(f"{d}: {c}" for d, c in sorted(dropped.items())),
             )
 
     # ---- reads -------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Iterable, Iterator
 from typing import Any, NamedTuple
 
@@ -121,6 +122,45 @@ def _device(dev: ModbusTcpDevice) -> Iterator[Finding]:
     for j, pt in enumerate(dev.points):
         yield from _under(("points", j), _point(pt))
     yield from _overlaps(dev.points)
+    yield from _indicators(dev)
+
+
+def _indicators(dev: ModbusTcpDevice) -> Iterator[Finding]:
+    points = {p.name: p for p in dev.points}
+    yield from _duplicates([i.name for i in dev.indicators], "indicator", "indicators")
+    for j, ind in enumerate(dev.indicators):
+        at = ("indicators", j)
+        source = points.get(ind.source)
+        if source is None:
+            close = difflib.get_close_matches(ind.source, list(points), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else f"; points: {', '.join(points)}"
+            yield Finding((*at, "source"), f"no point named '{ind.source}' in this device{hint}")
+            continue
+        if ind.kind == "vibration":
+            yield Finding(
+                (*at, "source"),
+                f"'{ind.source}' is a single value: a vibration "
+                "indicator needs a waveform (an array point, e.g. from OPC UA); for a "
+                "transmitter's overall velocity use kind iso_zone",
+            )
+        if source.dtype == "string":
+            yield Finding((*at, "source"), f"'{ind.source}' is a string: indicators need numbers")
+        speed = getattr(ind, "shaft_speed", None)
+        if isinstance(speed, str) and speed not in points:
+            yield Finding((*at, "shaft_speed"), f"no point named '{speed}' in this device")
+        if (
+            ind.kind == "threshold"
+            and ind.high is not None
+            and ind.low is not None
+            and (ind.low >= ind.high)
+        ):
+            yield Finding((*at, "low"), f"low ({ind.low:g}) must be below high ({ind.high:g})")
+        if ind.kind == "running_hours" and source.dtype != "bool" and ind.running_above is None:
+            yield Finding(
+                (*at, "running_above"),
+                f"'{ind.source}' is not a bool: say above "
+                "which value the machine runs (running_above)",
+            )
 
 
 def _point(pt: ModbusPoint) -> Iterator[Finding]:

@@ -265,7 +265,7 @@ def _translate(err: ValidationError, data: Any, sources: _Sources) -> list[Probl
             key = str(e["loc"][-1])
             pos, where = sources.locate(path, key=True)
             msg = f"unknown key '{key}'"
-            allowed = _fields_at(Config, path[:-1])
+            allowed = _fields_at(Config, e["loc"][:-1])
             close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
             msg += (
                 f"; did you mean '{close[0]}'?"
@@ -275,6 +275,9 @@ def _translate(err: ValidationError, data: Any, sources: _Sources) -> list[Probl
         elif kind == "missing":
             pos, where = sources.locate(path)  # the enclosing mapping's position
             msg = f"missing required key '{e['loc'][-1]}'"
+        elif kind == "union_tag_invalid":
+            pos, where = sources.locate((*path, "kind"))
+            msg = _message(e)
         else:
             pos, where = sources.locate(path)
             msg = _message(e)
@@ -292,6 +295,8 @@ def _real_path(loc: tuple[Any, ...], data: Any) -> Path_:
         ):
             node = node[part]
             path.append(part)
+        elif isinstance(node, dict) and node.get("kind") == part:
+            continue  # the tag pydantic puts in the location of a tagged union's member
         elif isinstance(node, dict) and part == loc[-1]:
             path.append(part)  # a missing or unknown key
             break
@@ -316,6 +321,14 @@ def _message(e: Any) -> str:
         return f"'{given}' is not a valid name: use letters, digits, '_', '.' and '-' only"
     if kind in ("model_type", "dict_type"):
         return f"expected a mapping of keys here, got {_show(given)}"
+    if kind == "union_tag_invalid":
+        tags = [t.strip().strip("'") for t in e["ctx"]["expected_tags"].split(",")]
+        close = difflib.get_close_matches(str(e["ctx"]["tag"]), tags, n=1, cutoff=0.5)
+        return f"unknown kind '{e['ctx']['tag']}': use one of {', '.join(tags)}" + (
+            f"; did you mean '{close[0]}'?" if close else ""
+        )
+    if kind == "union_tag_not_found":
+        return f"missing key '{e['ctx']['discriminator'].strip(chr(39))}'"
     if kind == "too_short":
         return f"needs at least {e['ctx']['min_length']} item(s); this one is empty"
     if kind == "list_type":
@@ -356,28 +369,37 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
-def _fields_at(model: type[BaseModel], path: Path_) -> list[str]:
-    """Names of the keys allowed at `path` (for did-you-mean), or [] when it is not a model."""
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Names of the keys allowed at pydantic location `loc` (for did-you-mean), or [] when it
+    is not a model. A tagged union's member is picked by the tag pydantic puts in `loc`."""
     current: Any = model
-    for part in path:
+    for part in loc:
         if isinstance(part, int):
             continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return []
+            models = _models_in(current)
+            tagged = [m for m in models if _tag(m) == part]
+            if tagged:
+                current = tagged[0]
+                continue
+            if len(models) != 1:
+                return []
+            current = models[0]
         info = current.model_fields.get(part)
         if info is None:
             return []
-        current = _model_in(info.annotation)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []
+        current = info.annotation
+    models = _models_in(current)
+    return list(models[0].model_fields) if len(models) == 1 else []
 
 
-def _model_in(annotation: Any) -> Any:
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    for arg in typing.get_args(annotation):
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def _tag(model: type[BaseModel]) -> Any:
+    kind = model.model_fields.get("kind")
+    args = typing.get_args(kind.annotation) if kind else ()
+    return args[0] if len(args) == 1 else None

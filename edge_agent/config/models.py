@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator
 
+from .indicators import Indicator
+from .models_base import NAME, SLUG, Strict
 from .units import Duration, Size
-
-SLUG = r"^[a-z0-9][a-z0-9-]*$"
-NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"  # safe as an MQTT topic level and a JSON key
 
 Table = Literal["holding", "input", "coil", "discrete"]
 DataType = Literal[
@@ -36,10 +35,6 @@ _REGISTERS = {
     "float32": 2,
     "float64": 4,
 }
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Gateway(Strict):
@@ -187,6 +182,12 @@ class ModbusTcpDevice(Strict):
     reconnect_delay_max: Duration = 30.0
     description: str | None = None
     points: list[ModbusPoint] = Field(min_length=1)
+    indicators: list[Indicator] = Field(
+        default_factory=list, description="Condition indicators computed on this device's points"
+    )
+    indicator_interval: Duration = Field(
+        10.0, description="How often the indicators are published (events go at once)"
+    )
 
     @field_validator("poll_interval", "timeout")
     @classmethod

@@ -89,3 +89,50 @@ Size = Annotated[
         {"type": ["string", "integer"], "pattern": SIZE_PATTERN, "examples": ["512MiB", "2GB"]}
     ),
 ]
+
+
+_QUANTITY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+
+
+def _quantity(value: Any, units: dict[str, float], what: str, example: str) -> float:
+    """A number with one of `units` (a bare number takes the unit that maps to 1)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"expected {what} such as {example}, got {value!r}")
+    if isinstance(value, int | float):
+        return float(value)
+    m = _QUANTITY.match(value)
+    if not m or m.group(2) not in units:
+        raise ValueError(
+            f"bad {what} '{value}': write a number and one of "
+            f"{', '.join(u for u in units if u)}, e.g. {example}"
+        )
+    return float(m.group(1)) * units[m.group(2)]
+
+
+def parse_frequency(value: Any) -> float:
+    """'10kHz' -> 10000.0 Hz."""
+    return _quantity(
+        value, {"": 1.0, "Hz": 1.0, "kHz": 1e3, "MHz": 1e6}, "a frequency", "10kHz or 25600Hz"
+    )
+
+
+def parse_length_mm(value: Any) -> float:
+    """'7.94mm' -> 7.94; '0.3126in' -> 7.94004 (mm)."""
+    return _quantity(
+        value,
+        {"": 1.0, "mm": 1.0, "in": 25.4, "cm": 10.0, "m": 1000.0},
+        "a length",
+        "7.94mm or 0.3126in",
+    )
+
+
+Frequency = Annotated[
+    float,
+    BeforeValidator(parse_frequency),
+    WithJsonSchema({"type": ["string", "number"], "examples": ["10kHz", "25600Hz"]}),
+]
+LengthMm = Annotated[
+    float,
+    BeforeValidator(parse_length_mm),
+    WithJsonSchema({"type": ["string", "number"], "examples": ["7.94mm", "0.3126in"]}),
+]

@@ -84,6 +84,7 @@ class SqliteBuffer(Bounds):
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._seqs: dict[str, int] = {}
+        self._states: dict[str, bytes] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._listeners: list[Callable[[], None]] = []
         self._death: asyncio.Future[BaseException] | None = None
@@ -125,6 +126,15 @@ class SqliteBuffer(Bounds):
         """The broker acknowledged these: delete them in the next commit."""
         if ids:
             self._q.put(("ack", ids))
+
+    def states(self) -> dict[str, bytes]:
+        """What save_state() stored, as it was when the buffer opened."""
+        return dict(self._states)
+
+    def save_state(self, key: str, value: bytes) -> None:
+        """Keep `value` under `key` (running hours, counters...): written with the next
+        group commit, so it is as durable as the messages around it."""
+        self._q.put(("state", key, value))
 
     def dead_letter(self, row_id: int, reason: str) -> None:
         self._q.put(("dead", row_id, reason))
@@ -225,6 +235,7 @@ class SqliteBuffer(Bounds):
             db = self._connect()
             db.executescript(SCHEMA)
         self._seqs = dict(db.execute("SELECT device, seq FROM seqs").fetchall())
+        self._states = dict(db.execute("SELECT key, value FROM state").fetchall())
         depth, stored = db.execute(
             "SELECT count(*), coalesce(sum(length(payload)), 0) FROM messages"
         ).fetchone()
@@ -289,6 +300,7 @@ class SqliteBuffer(Bounds):
             inserts: list[Message] = []
             acks: list[int] = []
             dead: list[tuple[int, str]] = []
+            states: dict[str, bytes] = {}
             after: list[Any] = []  # flush and stop: answered after the commit
             item = self._q.get()
             deadline = time.monotonic() + self.flush_interval
@@ -299,6 +311,8 @@ class SqliteBuffer(Bounds):
                     acks.extend(item[1])
                 elif item[0] == "dead":
                     dead.append((item[1], item[2]))
+                elif item[0] == "state":
+                    states[item[1]] = item[2]
                 elif item[0] in ("fetch", "requeue"):
                     # Answered at once from what is committed: a fetch must not cut a group
                     # commit short (that would mean a transaction, and an fsync, per message).
@@ -315,8 +329,8 @@ class SqliteBuffer(Bounds):
                     item = self._q.get(timeout=remaining)
                 except queue.Empty:
                     break
-            if inserts or acks or dead:
-                self._commit(db, inserts, acks, dead)
+            if inserts or acks or dead or states:
+                self._commit(db, inserts, acks, dead, states)
             if self.max_age and time.monotonic() >= self._next_sweep:
                 self._next_sweep = time.monotonic() + AGE_SWEEP_SECONDS
                 self._sweep_old(db)
@@ -353,6 +367,7 @@ class SqliteBuffer(Bounds):
         inserts: list[Message],
         acks: list[int],
         dead: list[tuple[int, str]],
+        states: dict[str, bytes] | None = None,
     ) -> None:
         started = time.monotonic()
         now = time.time_ns() // 1_000_000
@@ -367,6 +382,13 @@ class SqliteBuffer(Bounds):
                 self._delete(db, acks, dead, now, txn)  # first: what was sent makes room
                 kept = self._make_room(db, rows, txn, force=attempt == 2)
                 self._insert(db, kept, txn)
+                if states:
+                    db.executemany(
+                        "INSERT INTO state (key, value, updated_ms) VALUES (?, ?, ?) "
+                        "ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
+                        "updated_ms = excluded.updated_ms",
+                        [(k, v, now) for k, v in states.items()],
+                    )
                 db.execute("COMMIT")
                 break
             except sqlite3.Error as err:

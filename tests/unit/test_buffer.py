@@ -272,3 +272,14 @@ async def test_a_pending_ack_hides_the_message_from_fetch(tmp_path: Path) -> Non
     buf.ack([first.id])  # not committed yet, but must not be handed out again
     assert [r.message.seq for r in await buf.fetch(0, 10)] == [2]
     await buf.close()
+
+
+async def test_state_is_kept_across_a_reopen(tmp_path: Path) -> None:
+    buf = await opened(tmp_path / "b.db")
+    assert buf.states() == {}
+    buf.save_state("pump-101/pump_hours", b'{"seconds": 3600}')
+    buf.save_state("pump-101/pump_hours", b'{"seconds": 3700}')  # the last one wins
+    await buf.close()
+    buf = await opened(tmp_path / "b.db")
+    assert buf.states() == {"pump-101/pump_hours": b'{"seconds": 3700}'}
+    await buf.close()

@@ -22,6 +22,8 @@ import logging
 import signal
 import sqlite3
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from . import __version__, sdnotify
 from .backoff import Backoff
@@ -38,6 +40,7 @@ from .runner import DeviceRunner
 
 log = logging.getLogger("edge_agent")
 
+STATE_SAVE_SECONDS = 60.0
 STOP_BUDGET = 4.5  # seconds from SIGTERM to exit, under systemd's and the contract's 5 s
 
 
@@ -80,6 +83,7 @@ class Agent:
             self.buffer.put,
             self.buffer.last_seqs(),
             self.buffer.seq_floor,
+            self._indicator_engines(self.cfg, self.buffer.states()),
         )
         async with asyncio.TaskGroup() as tg:
             self._tg = tg
@@ -87,6 +91,7 @@ class Agent:
             self._start_runners()
             watchdog = tg.create_task(self._watchdog())
             buffer_watch = tg.create_task(self.buffer.watch())
+            keeper = tg.create_task(self._keep_states())
             sdnotify.notify("READY=1")
             log.info(
                 "edge-agent %s running: %d devices, publishing to %s",
@@ -102,10 +107,38 @@ class Agent:
             await self._stop_runners()
             watchdog.cancel()
             buffer_watch.cancel()
+            keeper.cancel()
+            self._save_states()
             await self._stop_publisher(pub_task, deadline)
         await self.buffer.close()
         log.info("stopped; %d messages remain buffered", self.buffer.stats.depth)
         return 0
+
+    @staticmethod
+    def _indicator_engines(cfg: Config, states: Mapping[str, bytes]) -> dict[str, Any]:
+        if not any(d.indicators for d in cfg.devices):
+            return {}  # numpy and the indicator code are loaded only for configs that use them
+        from .indicators.engine import DeviceIndicators
+
+        engines = {}
+        for d in cfg.devices:
+            if d.indicators:
+                engine = DeviceIndicators.create(d.name, d.indicators, d.indicator_interval, states)
+                for problem in engine.restore_errors:
+                    log.warning("%s: indicator %s", d.name, problem)
+                engines[d.name] = engine
+        return engines
+
+    def _save_states(self) -> None:
+        if self.pipeline is not None:
+            for key, value in self.pipeline.states().items():
+                self.buffer.save_state(key, value)
+
+    async def _keep_states(self) -> None:
+        """Running hours and counters survive a crash: saved with the buffer once a minute."""
+        while True:
+            await asyncio.sleep(STATE_SAVE_SECONDS)
+            self._save_states()
 
     def _start_publisher(self) -> asyncio.Task[None]:
         cfg = self.cfg
@@ -175,6 +208,9 @@ class Agent:
         assert self.pipeline is not None
         assert self.publisher is not None
         self.pipeline.prefix, self.pipeline.qos = new.prefix(), new.mqtt.qos
+        states = {**self.buffer.states(), **self.pipeline.states()}
+        self._save_states()
+        self.pipeline.indicators = self._indicator_engines(new, states)
         if (new.mqtt, new.gateway, new.client_id) != (old.mqtt, old.gateway, old.client_id):
             await self._stop_publisher(pub_task, time.monotonic() + 2)
             pub_task = self._start_publisher()

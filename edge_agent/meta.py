@@ -26,6 +26,8 @@ def meta_messages(cfg: Config) -> list[Message]:
             if p.scale != 1 or p.offset != 0:
                 item.update(scale=p.scale, offset=p.offset)
             points.append(item)
+        indicators = [{"name": i.name, "kind": i.kind, "source": i.source}
+                      for i in dev.indicators]
         payload = orjson.dumps(
             {
                 "device": dev.name,
@@ -34,6 +36,7 @@ def meta_messages(cfg: Config) -> list[Message]:
                 "poll_interval_ms": round(dev.poll_interval * 1000),
                 "description": dev.description,
                 "points": points,
+                "indicators": indicators,
             }
         )
         out.append(Message(f"{prefix}/meta/{dev.name}", payload, 1, dev.name, retain=True))

@@ -128,12 +128,13 @@ class SqliteBuffer(Bounds):
             self._q.put(("ack", ids))
 
     def states(self) -> dict[str, bytes]:
-        """What save_state() stored, as it was when the buffer opened."""
+        """The states stored with save_state(), the latest of each key."""
         return dict(self._states)
 
     def save_state(self, key: str, value: bytes) -> None:
         """Keep `value` under `key` (running hours, counters...): written with the next
         group commit, so it is as durable as the messages around it."""
+        self._states[key] = value
         self._q.put(("state", key, value))
 
     def dead_letter(self, row_id: int, reason: str) -> None:

@@ -98,8 +98,21 @@ class Drift(_Indicator):
     method: Literal["cusum", "page_hinkley"] = "cusum"
     baseline: Duration = Field(3600.0, description="EWMA time constant of the baseline")
     learn: Duration = Field(600.0, description="Learning period for the mean and sigma")
+    learn_readings: int = Field(30, ge=2, description="...and at least this many readings")
     k: float = Field(0.5, ge=0, description="CUSUM allowance, in sigmas")
     h: float = Field(5.0, gt=0, description="CUSUM decision interval, in sigmas")
+    delta: float | None = Field(
+        None, ge=0, description="Page-Hinkley: change ignored below this (source units)"
+    )
+    threshold: float | None = Field(
+        None, gt=0, description="Page-Hinkley: lambda, the decision threshold (source units)"
+    )
+
+    @model_validator(mode="after")
+    def _page_hinkley(self) -> Drift:
+        if self.method == "page_hinkley" and (self.delta is None or self.threshold is None):
+            raise ValueError("page_hinkley needs delta and threshold, in the source's unit")
+        return self
 
 
 class Stats(_Indicator):

@@ -21,6 +21,7 @@ FORBIDDEN = {
     "runner": {"buffer", "publisher", "pipeline", "app", "config"},
     "config": {"drivers", "buffer", "publisher", "pipeline", "runner", "app"},
     "readings": {"drivers", "buffer", "publisher", "pipeline", "runner", "app", "config"},
+    "indicators": {"drivers", "buffer", "publisher", "pipeline", "runner", "app"},
 }
 
 

@@ -1,7 +1,8 @@
 """DeviceRunner: wraps any driver with scheduling, timeouts, backoff, statistics and logging.
 
 Polls are deadline-scheduled on the monotonic clock and never overlap: when a poll overruns
-its interval, the missed slots are skipped and counted rather than fired in a burst. When
+into the next slot, that slot's poll starts at once (late, but not lost); slots that passed
+entirely are skipped and counted rather than fired in a burst. When
 the device is unavailable every point is reported bad once per attempt, then the runner
 backs off (capped, jittered) before it reconnects. It logs transitions only: once when the
 device goes away, once when it comes back with the length of the outage.
@@ -13,7 +14,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from .backoff import Backoff
@@ -45,6 +46,7 @@ class DeviceRunner:
         emit: Callable[[Batch], None],
         backoff: Backoff,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.name = name
         self.driver = driver
@@ -53,6 +55,7 @@ class DeviceRunner:
         self.emit = emit
         self.backoff = backoff
         self.clock = clock
+        self.sleep = sleep  # injected with the clock, so tests can run on virtual time
         self.stats = RunnerStats()
         self._down_since: float | None = None
         self._connected = False
@@ -65,13 +68,15 @@ class DeviceRunner:
             while True:
                 delay = deadline - self.clock()
                 if delay > 0:
-                    await asyncio.sleep(delay)
+                    await self.sleep(delay)
                 started = self.clock()
                 if await self._poll_once():
                     deadline += self.interval
                     late = self.clock() - deadline
-                    if late >= 0:
-                        missed = math.floor(late / self.interval) + 1
+                    if late >= self.interval:
+                        # Whole slots passed during the poll: skip them (no burst), count them.
+                        # A poll that ends inside the next slot just starts that one late.
+                        missed = math.floor(late / self.interval)
                         self.stats.skipped += missed
                         deadline += missed * self.interval
                 else:

@@ -30,7 +30,6 @@ import ast
 import asyncio
 import contextlib
 import datetime as dt
-import itertools
 import json
 import math
 import os
@@ -337,8 +336,8 @@ class DeviceTally:
     seq_missing: int = 0  # numbers skipped over
     seq_repeated: int = 0  # numbers seen again, or going backwards
     last_ts: int | None = None
-    skipped_slots: int = 0  # poll slots missing between consecutive message ts
-    skips: list[tuple[int, int]] = field(default_factory=list)  # (ts of the late poll, slots)
+    late: int = 0  # gaps of 1.5 intervals or more between consecutive polls: late or skipped
+    skips: list[tuple[int, int]] = field(default_factory=list)  # (ts after a gap, intervals)
 
 
 class TelemetryCounter:
@@ -432,7 +431,7 @@ class TelemetryCounter:
         if tally.last_ts is not None and ts > tally.last_ts:
             slots = math.floor((ts - tally.last_ts) / self.interval_ms + 0.5) - 1
             if slots > 0:
-                tally.skipped_slots += slots
+                tally.late += 1
                 tally.skips.append((ts, slots))
         tally.last_ts = ts
         self.arrivals.append((now, device, ts, len(readings)))
@@ -609,7 +608,7 @@ class Result:
             return True
         return (
             all(
-                t.skipped_slots == 0 and t.seq_missing == 0 and t.seq_repeated == 0 and t.bad == 0
+                t.seq_missing == 0 and t.seq_repeated == 0 and t.bad == 0
                 for t in self.tallies.values()
             )
             and len(self.tallies) == self.devices
@@ -617,11 +616,18 @@ class Result:
 
 
 def skipped_in(times: dict[str, list[float]], interval: float) -> int:
-    """Poll slots missing between consecutive poll times (seconds) of each device."""
+    """Poll slots with no poll, from each device's poll times (seconds) in a window.
+
+    The runner polls on a fixed grid (start + k * interval) and skips a slot only when a
+    poll ends after the next slot began. Counting slots between the first and the last
+    poll, less the polls seen, finds every skip; a poll that merely started late (the
+    process was descheduled) still fills its slot and is not counted.
+    """
     missing = 0
     for ts in times.values():
-        for a, b in itertools.pairwise(sorted(ts)):
-            missing += max(0, math.floor((b - a) / interval + 0.5) - 1)
+        if len(ts) >= 2:
+            slots = round((max(ts) - min(ts)) / interval) + 1
+            missing += max(0, slots - len(ts))
     return missing
 
 
@@ -698,6 +704,12 @@ def scan_log(
 
 
 class Bench:
+    """Runs the scenarios one after the other and keeps their results.
+
+    One private broker serves the whole run; simulators live for one scenario (floor and
+    agent share them); every process started is stopped in `close()`, also on Ctrl-C.
+    """
+
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
         self.args = args
         self.seconds: float = args.seconds
@@ -1090,17 +1102,16 @@ def rate_why(r: Result) -> str:
     return ": " + ", ".join(why) if why else ""
 
 
-def skip_moments(r: Result) -> list[tuple[int, int, int]]:
-    """Skipped slots grouped in time: (first ts in ms, devices, slots) per moment."""
-    events = sorted((ts, device, slots) for device, t in r.tallies.items() for ts, slots in t.skips)
-    moments: list[tuple[int, set[str], int]] = []
-    for ts, device, slots in events:
+def skip_moments(r: Result) -> list[tuple[int, int]]:
+    """Late or skipped polls grouped in time: (first ts in ms, devices) per moment."""
+    events = sorted((ts, device) for device, t in r.tallies.items() for ts, _ in t.skips)
+    moments: list[tuple[int, set[str]]] = []
+    for ts, device in events:
         if moments and ts - moments[-1][0] <= 100:
             moments[-1][1].add(device)
-            moments[-1] = (moments[-1][0], moments[-1][1], moments[-1][2] + slots)
         else:
-            moments.append((ts, {device}, slots))
-    return [(t, len(devices), k) for t, devices, k in moments]
+            moments.append((ts, {device}))
+    return [(t, len(devices)) for t, devices in moments]
 
 
 def verdict(ok: bool) -> str:
@@ -1111,6 +1122,42 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return math.nan
     return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def buffer_defaults() -> str:
+    """The buffer settings the bench leaves at their defaults, as the config model has them."""
+    try:
+        from edge_agent.config.models import Buffer
+
+        b = Buffer()
+        return (
+            f"`sync: {b.sync}`, `flush_interval: {round(b.flush_interval * 1000)}ms`, "
+            f"`flush_messages: {b.flush_messages}`"
+        )
+    except Exception as err:  # a model being edited must not cost the report
+        return f"defaults unknown: {err!r}"
+
+
+def code_version() -> str:
+    """The commit measured, and whether edge_agent/ differed from it (others edit it)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "edge_agent"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "commit unknown"
+    return f"commit {head}" + (" + uncommitted changes in edge_agent/" if dirty else "")
 
 
 def cores() -> int:
@@ -1150,7 +1197,7 @@ def report(
         f"| pymodbus | {v['pymodbus']} |",
         f"| paho-mqtt / orjson | {v['paho-mqtt']} / {v['orjson']} |",
         f"| mosquitto | {v.get('mosquitto', 'not found')} |",
-        f"| edge-agent | {v['edge-agent']} |",
+        f"| edge-agent | {v['edge-agent']}, {code_version()} |",
         f"| Date | {started:%Y-%m-%d %H:%M} UTC |",
         f"| Load average at the end | {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} |",
         "",
@@ -1247,16 +1294,18 @@ def report(
         "",
         "## Delivery (agent)",
         "",
-        "Checked at the subscriber, over the whole run (warm-up included) unless marked "
-        "window: `seq` must go +1 per device; a skipped poll slot is a gap of 1.5 intervals "
-        "or more between the `ts` of consecutive messages of a device (the agent counts "
-        "skipped polls but does not log them). Latency: arrival minus the poll's `ts`, in the "
-        "window; it includes the buffer's group commit (up to 50 ms) and its fsync.",
+        "Checked at the subscriber from the messages' `seq` and poll `ts`, over the whole "
+        "run (warm-up included) unless marked window; the agent counts its skipped polls "
+        "but does not log them. Skipped polls: slots of the 100 ms grid between a device's "
+        "first and last poll in the window that have no poll. Late or skipped: gaps of 1.5 "
+        "intervals or more between consecutive polls of a device (a poll that starts more "
+        "than half an interval late also makes one). Latency: arrival minus the poll's "
+        f"`ts`, in the window; it includes the buffer's group commit ({buffer_defaults()}).",
         "",
-        "| scenario | messages | seq missing / repeated | skipped slots: window / run | "
-        "bad readings | "
+        "| scenario | messages | seq missing / repeated | skipped polls (window) | "
+        "late or skipped polls (run) | bad readings | "
         "latency p50 / p99 / max | log warnings, errors | SIGTERM → exit |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         if r.role != "agent" or r.window is None:
@@ -1266,7 +1315,7 @@ def report(
         doc.append(
             f"| {r.scenario} | {sum(t.messages for t in ts):,} | "
             f"{sum(t.seq_missing for t in ts)} / {sum(t.seq_repeated for t in ts)} | "
-            f"{r.window_skipped} / {sum(t.skipped_slots for t in ts)} | "
+            f"{r.window_skipped} | {sum(t.late for t in ts)} | "
             f"{sum(t.bad for t in ts)} | "
             f"{percentile(lat, 0.5):.0f} / {percentile(lat, 0.99):.0f} / "
             f"{(lat[-1] if lat else math.nan):.0f} ms | "
@@ -1277,15 +1326,16 @@ def report(
         if r.role == "agent" and (moments := skip_moments(r)):
             doc += [
                 "",
-                f"{r.scenario}: slots were skipped at {len(moments)} moment(s) of the run "
-                "(skips of different devices within 100 ms are one moment): "
+                f"{r.scenario}: polls were late or skipped at {len(moments)} moment(s) of "
+                "the run (devices within 100 ms of each other are one moment): "
                 + ", ".join(
                     f"{dt.datetime.fromtimestamp(t / 1000, dt.UTC):%H:%M:%S.%f}"[:-3]
-                    + f" ({n} device(s), {k} slot(s))"
-                    for t, n, k in moments[:8]
+                    + f" ({n} device(s))"
+                    for t, n in moments[:8]
                 )
                 + (", …" if len(moments) > 8 else "")
-                + ". Many devices at one moment means the whole event loop stalled.",
+                + ". Many devices at one moment: the whole event loop stalled (a full "
+                "garbage collection of the agent, or the process waiting for a CPU).",
             ]
     floors = [r for r in main if r.role == "floor" and r.window]
     if floors:
@@ -1376,9 +1426,9 @@ def report(
         "and checks every telemetry message.",
         f"- Agent config: {POINTS} float32 points per device at holding {BANK} + 2 i, "
         f"`poll_interval: {round(INTERVAL * 1000)}ms`, `timeout: {round(INTERVAL * 1000)}ms` "
-        "(it may not exceed the interval), buffer defaults (`sync: full`, group commit "
-        "50 ms), MQTT 5 at QoS 1, log level info. The planner makes 4 requests per poll "
-        "(124 + 124 + 124 + 28 registers).",
+        f"(it may not exceed the interval), buffer defaults ({buffer_defaults()}), MQTT 5 at "
+        "QoS 1, log level info. The planner makes 4 requests per poll (124 + 124 + 124 + 28 "
+        "registers).",
         "- Floor: one `AsyncModbusTcpClient` per device on the agent's event loop (uvloop), "
         "the same 4 requests, `struct` decoding, deadline-scheduled like the agent's runner; "
         "nothing else (no reading objects, JSON, buffer or MQTT).",
@@ -1439,8 +1489,9 @@ def interpretation(results: list[Result], imports: ImportCheck) -> list[str]:
             else "- Polls did not all keep their schedule"
             + "".join(f" ({r.scenario}{rate_why(r)})" for r in agents if not r.rate_ok)
             + ". A poll's 4 requests take a few ms; when the machine is busy (see the last "
-            "table) the agent's event loop, which decodes every reading in Python, can fall a "
-            "whole interval behind and its runner then skips the slot."
+            "table) the agent's event loop, which decodes every reading in Python, can fall "
+            "behind (a full garbage collection, or the process waiting for a CPU) and its "
+            "polls then start late or lose their slot."
         )
     idle = next((r for r in results if r.scenario.startswith("idle") and r.window), None)
     if idle is not None and idle.window is not None:
@@ -1461,10 +1512,12 @@ def interpretation(results: list[Result], imports: ImportCheck) -> list[str]:
         )
     noisy = [r for r in results if r.window and r.window.steal > 0.01]
     out.append(
-        "- This machine is shared: other tenants' load and steal time vary between windows "
-        "(see the last table) and so do the figures, by several per cent from run to run; "
-        "CPU time, unlike wall time, is only indirectly affected."
-        + (" The hypervisor stole CPU in some windows." if noisy else "")
+        "- These are one run's figures. This machine is shared: the load of other tenants "
+        "(see the last table) changes over minutes, and with it the CPU time the same code "
+        "takes (shared caches and cores); repeated runs of the same code have differed by "
+        "about ±10 %. Judge a change by a few runs of each version, and by the agent's "
+        "multiple of the floor measured in the same run."
+        + (" The hypervisor also stole CPU in some windows." if noisy else "")
     )
     return out
 

@@ -10,11 +10,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import signal
 import sys
 from collections.abc import Sequence
 
 from .modbus_sim import ModbusSimulator
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,6 +43,20 @@ def _parser() -> argparse.ArgumentParser:
         "--deterministic", action="store_true", help="serve the fixed values of the register map"
     )
     modbus.add_argument("--seed", type=int, default=None, help="seed for the pump model")
+    modbus.add_argument(
+        "--degrade-after",
+        type=_non_negative,
+        default=None,
+        metavar="HOURS",
+        help="simulated hours until a bearing fault starts to develop (default: no fault)",
+    )
+    modbus.add_argument(
+        "--time-scale",
+        type=_positive,
+        default=1.0,
+        metavar="X",
+        help="simulated seconds per real second, e.g. 3600 = an hour a second (default 1)",
+    )
     modbus.add_argument("--log-level", default="WARNING", help="logging level (stderr)")
     return parser
 
@@ -43,6 +72,8 @@ async def _serve_modbus(args: argparse.Namespace) -> int:
         unit_id=args.unit,
         deterministic=args.deterministic,
         seed=args.seed,
+        degrade_after_h=args.degrade_after,
+        time_scale=args.time_scale,
     )
     try:
         await sim.start()

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections import Counter
@@ -38,7 +39,16 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
 
-from .plant import NOMINAL, VALUE_NAMES, PumpModel, PumpReading
+from .degradation import condition_at
+from .plant import (
+    BEARING_NAMES,
+    NOMINAL,
+    VALUE_NAMES,
+    PumpModel,
+    PumpParameters,
+    PumpReading,
+    with_bearing,
+)
 from .register_map import (
     TABLE_SIZE,
     RegisterImage,
@@ -52,6 +62,9 @@ from .register_map import (
 __all__ = ["Fault", "ModbusSimulator"]
 
 _log = logging.getLogger(__name__)
+
+#: Simulated seconds between samples of the process values (a PLC scan).
+_SAMPLE_PERIOD_S = PumpParameters().sample_period_s
 
 #: The table each function code works on (1/2/3/4 read, 5/6/15/16/22/23 write).
 _FC_TABLE: dict[int, Table] = {
@@ -183,14 +196,25 @@ class ModbusSimulator:
         deterministic: bool = False,
         seed: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        degrade_after_h: float | None = None,
+        time_scale: float = 1.0,
     ) -> None:
         """Prepare the simulator; nothing listens before :meth:`start`.
 
         ``unit_id`` is the unit id the PLC is documented under; like most
         Modbus TCP devices it answers requests for any unit id.  ``clock``
         (seconds, monotonic) drives the pump model and can be replaced in
-        tests to move time forward instantly.
+        tests to move time forward instantly.  ``time_scale`` is simulated
+        seconds per second of ``clock`` (3600: an hour a second); the pump
+        model and the bearing fault run on simulated time.
+        ``degrade_after_h`` starts a bearing fault (``simulators.degradation``)
+        that many simulated hours after creation; ``None``: no fault unless
+        :meth:`start_fault` is called.
         """
+        if not 0 < time_scale < math.inf:
+            raise ValueError("time_scale must be a finite number > 0")
+        if degrade_after_h is not None and not 0 <= degrade_after_h < math.inf:
+            raise ValueError("degrade_after_h must be a finite number >= 0")
         self.host = host
         self.unit_id = unit_id
         self.deterministic = deterministic
@@ -202,6 +226,8 @@ class ModbusSimulator:
         self._port = port
         self._clock = clock
         self._t0 = clock()
+        self.time_scale = float(time_scale)
+        self._fault_start_h = None if degrade_after_h is None else float(degrade_after_h)
         self._model = None if deterministic else PumpModel(self.seed)
         self._sample = -1  # model sample last encoded
         self._pins: dict[str, object] = {}
@@ -322,6 +348,32 @@ class ModbusSimulator:
             write_reading(self._image, NOMINAL)
         self._refresh(force=True)
 
+    # -- simulated time and the bearing fault -----------------------------
+
+    @property
+    def simulated_hours(self) -> float:
+        """Simulated hours since the simulator was created (clock x ``time_scale``)."""
+        return (self._clock() - self._t0) * self.time_scale / 3600.0
+
+    @property
+    def fault_start_h(self) -> float | None:
+        """Simulated hour (since creation) at which the bearing fault starts, or None."""
+        return self._fault_start_h
+
+    @property
+    def fault_hours(self) -> float | None:
+        """Simulated hours since the bearing fault started; None before it or without one."""
+        return self._hours_of_fault(self.simulated_hours * 3600.0)
+
+    def start_fault(self) -> float:
+        """Start the bearing fault now (a fault already developing starts over).
+
+        Returns the simulated hour of the start (see :attr:`simulated_hours`).
+        """
+        self._fault_start_h = self.simulated_hours
+        self._refresh(force=True)
+        return self._fault_start_h
+
     # -- fault injection and counters ------------------------------------
 
     def fail(self, table: str, address: int, count: int = 1, exception_code: int = 2) -> Fault:
@@ -389,23 +441,43 @@ class ModbusSimulator:
         return None
 
     def _refresh(self, force: bool = False) -> None:
-        """Advance the pump model to now and encode it (non-deterministic mode).
+        """Advance the pump model and the bearing fault to now and encode them.
 
-        Values change once per model sample period (0.1 s), like a PLC scan,
-        so a burst of requests pays for the encoding only once.
+        Nothing to do in deterministic mode without a bearing fault.  Values
+        change once per sample period (0.1 simulated s), like a PLC scan, so
+        a burst of requests pays for the encoding only once.  In deterministic
+        mode only the values the fault changes are re-encoded, without noise.
         """
-        if self._model is None:
+        if self._model is None and self._fault_start_h is None:
             return
-        period = self._model.sample_period
-        sample = int((self._clock() - self._t0) / period)
+        period = _SAMPLE_PERIOD_S if self._model is None else self._model.sample_period
+        simulated = (self._clock() - self._t0) * self.time_scale
+        sample = int(simulated / period)
         if sample == self._sample and not force:
             return
         self._sample = sample
         elapsed = sample * period
-        reading = replace(self._model.reading_at(elapsed), **self._pins)
-        write_reading(self._image, reading)
-        write_bench(self._image, bench_values(elapsed))
+        condition = condition_at(self._hours_of_fault(elapsed), rng=self._bearing_noise(sample))
+        if self._model is None:
+            reading = replace(with_bearing(NOMINAL, condition), **self._pins)
+            write_reading(self._image, reading, [n for n in BEARING_NAMES if n not in self._pins])
+        else:
+            measured = with_bearing(self._model.reading_at(elapsed), condition)
+            reading = replace(measured, **self._pins)
+            write_reading(self._image, reading)
+            write_bench(self._image, bench_values(elapsed / self.time_scale))
         self._reading = reading
+
+    def _hours_of_fault(self, simulated_s: float) -> float | None:
+        """Simulated hours of fault development at ``simulated_s`` (None: no fault yet)."""
+        if self._fault_start_h is None:
+            return None
+        hours = simulated_s / 3600.0 - self._fault_start_h
+        return hours if hours >= 0 else None
+
+    def _bearing_noise(self, sample: int) -> random.Random | None:
+        """Per-sample noise of the vibration values: none in deterministic mode."""
+        return None if self.deterministic else random.Random(f"{self.seed}:bearing:{sample}")
 
     async def _sync_block(
         self,

@@ -10,15 +10,28 @@ Measurement noise is drawn from a generator seeded with (seed, sample number),
 where samples are ``sample_period`` seconds apart.  The value a client sees at
 time t therefore depends only on the seed and t, not on how often (or whether)
 anybody polled before.
+
+A bearing fault (:mod:`.degradation`) is applied on top of any reading by
+:func:`with_bearing`; the model itself always has a healthy bearing.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
-__all__ = ["NOMINAL", "VALUE_NAMES", "PumpModel", "PumpParameters", "PumpReading"]
+from .degradation import HEALTHY, BearingCondition
+
+__all__ = [
+    "BEARING_NAMES",
+    "NOMINAL",
+    "VALUE_NAMES",
+    "PumpModel",
+    "PumpParameters",
+    "PumpReading",
+    "with_bearing",
+]
 
 
 @dataclass(frozen=True)
@@ -29,6 +42,9 @@ class PumpReading:
     flow: float  # m3/h
     motor_current: float  # A
     bearing_temp: float  # degC
+    velocity_rms: float  # mm/s RMS, overall vibration velocity at the drive-end bearing
+    hf_accel_rms: float  # g RMS, high-frequency acceleration
+    envelope_bpfo: float  # g, envelope spectrum line at the bearing's BPFO
     speed_rpm: int
     running: bool
     fault: bool
@@ -46,6 +62,9 @@ NOMINAL = PumpReading(
     flow=51.5,
     motor_current=18.25,
     bearing_temp=61.3,
+    velocity_rms=HEALTHY.velocity_rms,
+    hf_accel_rms=HEALTHY.hf_accel_rms,
+    envelope_bpfo=HEALTHY.envelope_bpfo,
     speed_rpm=2950,
     running=True,
     fault=False,
@@ -59,6 +78,15 @@ NOMINAL = PumpReading(
 
 #: Names accepted by ``ModbusSimulator.set_value``.
 VALUE_NAMES: frozenset[str] = frozenset(f.name for f in fields(PumpReading))
+
+#: The values a bearing fault changes (see :func:`with_bearing`).
+BEARING_NAMES: tuple[str, ...] = (
+    "velocity_rms",
+    "hf_accel_rms",
+    "envelope_bpfo",
+    "bearing_temp",
+    "motor_current",
+)
 
 
 @dataclass(frozen=True)
@@ -160,15 +188,20 @@ class PumpModel:
             flow = p.flow_m3h + noise.gauss(0.0, 0.6)
             current = p.current_a + noise.gauss(0.0, 0.15)
             speed = p.speed_rpm
+            vibration = (HEALTHY.velocity_rms, HEALTHY.hf_accel_rms, HEALTHY.envelope_bpfo)
         else:
             pressure = p.static_pressure_bar + noise.gauss(0.0, 0.01)
             flow = current = 0.0
             speed = 0
+            vibration = (0.0, 0.0, 0.0)
         return PumpReading(
             discharge_pressure=round(pressure, 3),
             flow=round(max(flow, 0.0), 2),
             motor_current=round(max(current, 0.0), 2),
             bearing_temp=round(self._temp + noise.gauss(0.0, 0.05), 1),
+            velocity_rms=vibration[0],
+            hf_accel_rms=vibration[1],
+            envelope_bpfo=vibration[2],
             speed_rpm=speed,
             running=self._running,
             fault=self._tripped,
@@ -179,3 +212,27 @@ class PumpModel:
             door_open=False,
             tag=self._tag,
         )
+
+
+def with_bearing(
+    reading: PumpReading, condition: BearingCondition, params: PumpParameters | None = None
+) -> PumpReading:
+    """``reading`` of a pump whose drive-end bearing is in ``condition``.
+
+    While the pump runs the vibration values are the condition's and the motor current is
+    scaled by its drift; a stopped pump does not vibrate.  The temperature rise is weighted
+    by how warm the bearing is from running (0 at ambient, 1 at running temperature and
+    above), so a stopped pump cools down smoothly instead of jumping.
+    """
+    p = params or PumpParameters()
+    warmth = (reading.bearing_temp - p.ambient_temp) / (p.running_temp - p.ambient_temp)
+    warmth = min(max(warmth, 0.0), 1.0)
+    running = reading.running
+    return replace(
+        reading,
+        velocity_rms=condition.velocity_rms if running else 0.0,
+        hf_accel_rms=condition.hf_accel_rms if running else 0.0,
+        envelope_bpfo=condition.envelope_bpfo if running else 0.0,
+        bearing_temp=round(reading.bearing_temp + condition.temp_rise * warmth, 1),
+        motor_current=round(reading.motor_current * condition.current_factor, 2),
+    )

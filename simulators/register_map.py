@@ -58,10 +58,16 @@ PROCESS_FIELDS: tuple[Field, ...] = (
     Field("start_counter", 7, ValueType.UINT32),
     Field("running_seconds", 9, ValueType.UINT32),
     Field("speed_rpm", 11, ValueType.UINT16),
+    Field("velocity_rms", 30, ValueType.FLOAT32),
+    Field("hf_accel_rms", 32, ValueType.FLOAT32),
+    Field("envelope_bpfo", 34, ValueType.FLOAT32),
 )
 STATUS_ADDRESS = 6
 #: Holding registers 0..11 are mirrored into input registers 0..11.
 PROCESS_REGISTERS = 12
+#: The bearing's vibration values (float32 ABCD), also mirrored into input registers.
+VIBRATION_ADDRESS = 30
+VIBRATION_REGISTERS = 6
 TAG_ADDRESS = 20
 TAG_CHARS = 16
 

@@ -9,6 +9,7 @@ import dataclasses
 import signal
 import time
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -303,12 +304,16 @@ def test_a_silently_dead_link_is_noticed_by_keepalive(
     sub = subscriber_factory(broker.url, f"{PREFIX}/+/telemetry")
     with CuttableProxy(broker.port) as link:
         config = write_config(
-            tmp_path / "a.yaml", link.url, [pump(modbus_sim.port)], mqtt={"keepalive": "1s"}
+            tmp_path / "a.yaml", link.url, [pump(modbus_sim.port)], mqtt={"keepalive": "2s"}
         )
         agent = agent_factory(config)
         wait_telemetry(sub, 2)
+        frozen_at = time.time()
         link.freeze()  # no FIN, no RST: only the missing PINGRESP tells
-        agent.wait_log("MQTT: disconnected", timeout=10)
+        log = agent.wait_log("MQTT: disconnected", timeout=15)
+        line = next(x for x in log.splitlines() if "MQTT: disconnected" in x)
+        noticed = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        assert noticed - frozen_at <= 2 * 2 + 1  # the bound: 2 x keepalive + 1 s
         agent.wait_log("MQTT: connected again", timeout=10)
         last = max(m["seq"] for m in telemetry(sub))
         sub.wait_for(lambda _: max(m["seq"] for m in telemetry(sub)) >= last + 5)

@@ -19,6 +19,7 @@ import statistics
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -108,9 +109,36 @@ def main(argv: list[str] | None = None) -> int:
     verdict = "met" if full < TARGET_MS else "MISSED"
     print(f"\ntarget: full set on 16,384 samples < {TARGET_MS:g} ms: {full:.3f} ms ({verdict})")
     # The machine is shared: a high load shows in the medians and maxima, not in the minima.
+    scalar_costs()
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"load average at the end: {load} ({os.cpu_count()} CPUs)")
     return 0
+
+
+def scalar_costs(readings: int = 50_000) -> None:
+    """CPU per reading of each scalar (streaming) indicator, fed a noisy temperature at 1 Hz."""
+    from edge_agent.indicators import streaming as s
+
+    makers: dict[str, Callable[[], Any]] = {
+        "stats (window 10 min)": lambda: s.RollingStats(600.0),
+        "running_hours": lambda: s.RunningHours(max_gap_s=60.0, running_above=60.0),
+        "threshold (ISA-18.2)": lambda: s.ThresholdAlarm(high=85.0, deadband=5.0, on_delay_s=10.0),
+        "rate (window 15 min)": lambda: s.RateOfChange(900.0),
+        "ewma": lambda: s.Ewma(3600.0),
+        "drift (CUSUM)": lambda: s.DriftDetector(learn_n=30),
+        "trend (window 6 h)": lambda: s.LinearTrend(6 * 3600.0, limit=95.0),
+    }
+    rng = np.random.default_rng(1)
+    xs = (60 + rng.normal(0, 0.5, readings)).tolist()
+    print(f"\nscalar indicators: CPU per reading (us), {readings:,} readings at 1 Hz")
+    for name, make in makers.items():
+        ind = make()
+        update = ind.update
+        started = time.process_time()
+        for i, x in enumerate(xs):
+            update(float(i), x, True)
+        per = (time.process_time() - started) / readings * 1e6
+        print(f"  {name:<26}{per:8.2f}")
 
 
 if __name__ == "__main__":

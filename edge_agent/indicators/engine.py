@@ -63,7 +63,7 @@ class ZoneOfVelocity:
         events: tuple[s.Event, ...] = ()
         if self.zone is not None and new != self.zone:
             limit = _boundary(self.table.boundaries, self.zone, new)
-            events = (s.Event("zone_changed", rms, limit, t, f"{self.zone}->{new}"),)  # type: ignore[arg-type]
+            events = (s.Event("zone_changed", rms, limit, t, f"{self.zone}->{new}"),)
         self.zone = new
         values: dict[str, s.Value] = {
             "velocity_rms_mm_s": rms,

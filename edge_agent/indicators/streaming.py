@@ -42,19 +42,20 @@ Conventions
   from the window (math.fsum for the references) after a full turnover of the window, and
   early when an eviction has cancelled more than four digits (a sample far from the rest has
   left: removing it leaves an error of eps * its v^2, however it is done). O(1) amortised;
-  the relative error of a variance stays near 1e-12. Welford's update with removal was the
-  alternative: it has the same cancellation on removal and needs the same recompute, with
-  more divisions per reading.
-- Cost per reading is O(1) amortised (``RobustZ``: O(log n) plus one C-level list insert).
-  No numpy, no scipy, no I/O, no logging, no clock.
+  the relative error of a variance stays below about 1e-10. Welford's update with removal
+  was the alternative: it has the same cancellation on removal and needs the same
+  recompute, with more divisions per reading.
+- Cost per reading is O(1) amortised (``RobustZ``: O(log n) searches plus a list insert and
+  delete, memmoves in C). Treat ``Output.values`` as read-only. No numpy, no scipy, no I/O,
+  no logging, no clock.
 
 Standards and sources: ANSI/ISA-18.2-2016 (alarm deadband, on-delay and off-delay);
 ISO 7870-4 and Page (1954) (tabular CUSUM with reference value k and decision interval h, both
 in units of sigma); Page (1954) / Hinkley (1971) (Page-Hinkley change test with the running
 mean); Fieller (1954) / inverse regression (interval of the time a fitted line reaches a
 limit); Abramowitz & Stegun 26.7.3-4 (Student t distribution for integer degrees of freedom)
-and the Cornish-Fisher expansion (26.7.5); robust z with the MAD scaled by 1.4826 (normal
-consistency constant, as the domain sheet writes it).
+and the Cornish-Fisher expansion of its quantile in powers of 1/df; robust z with the MAD
+scaled by 1.4826 (normal consistency constant, as the domain sheet writes it).
 """
 
 from __future__ import annotations
@@ -75,7 +76,9 @@ Value: TypeAlias = float | int | bool | str | None
 """One output value (bool is an int; str only for enumerations such as a drift direction)."""
 StateValue: TypeAlias = float | int | bool | str | list[float] | None
 State: TypeAlias = dict[str, StateValue]
-EventKind: TypeAlias = Literal["alarm_raised", "alarm_cleared", "drift_detected", "drift_cleared"]
+EventKind: TypeAlias = Literal[
+    "alarm_raised", "alarm_cleared", "drift_detected", "drift_cleared", "zone_changed"
+]
 DriftMethod: TypeAlias = Literal["cusum", "page_hinkley"]
 
 STATE_VERSION: Final = 1
@@ -263,8 +266,8 @@ def t_quantile(confidence: float, df: int) -> float:
     """Two-sided Student t quantile: the t with P(|T| <= t) = confidence (t_(1+c)/2, df).
 
     df <= 30: exact, by bisection on the closed form for integer df (A&S 26.7.3-4).
-    df > 30: Cornish-Fisher expansion to 1/df^4 around the normal quantile (A&S 26.7.5);
-    relative error below 1e-7 there for confidence up to 0.999.
+    df > 30: Cornish-Fisher expansion to 1/df^4 around the normal quantile; checked against
+    the exact distribution function to 1e-8 in probability (tests) for confidence <= 0.999.
     """
     if df < 1:
         raise ValueError(f"degrees of freedom must be >= 1, got {df}")
@@ -323,31 +326,30 @@ def fieller_crossing(
 def mad_of_sorted(s: list[float], median: float) -> float:
     """Median of |s_i - median| for an ascending list, in O(log n).
 
-    The deviations below the median, read right to left, and those at or above it, read left
-    to right, are two ascending sequences; the middle element(s) of their merge are found by
-    binary search on how many come from the first.
+    The deviations below the median, read right to left (L), and those at or above it, read
+    left to right (R), are two ascending sequences. The lower middle element of their merge is
+    found by binary search on how many of the first m = (n + 1) // 2 come from L; for an even
+    n the next element is the smaller of the two sequences' next ones.
     """
     n = len(s)
-    p = bisect.bisect_left(s, median)
-    q = n - p
-
-    def kth(k: int) -> float:
-        lo, hi = max(0, k + 1 - q), min(k + 1, p)
-        while lo < hi:
-            i = (lo + hi) // 2
-            j = k + 1 - i
-            if median - s[p - 1 - i] < s[p + j - 1] - median:
-                lo = i + 1
-            else:
-                hi = i
-        j = k + 1 - lo
-        left = median - s[p - lo] if lo > 0 else -math.inf
-        right = s[p + j - 1] - median if j > 0 else -math.inf
-        return max(left, right)
-
+    p = bisect.bisect_left(s, median)  # L has p elements, R has n - p
+    m = (n + 1) // 2
+    lo, hi = max(0, m - (n - p)), min(m, p)
+    while lo < hi:  # smallest i with L[i] >= R[m - i - 1]
+        i = (lo + hi) // 2
+        if median - s[p - 1 - i] < s[p + m - i - 1] - median:
+            lo = i + 1
+        else:
+            hi = i
+    i, j = lo, m - lo
+    left = median - s[p - i] if i else -math.inf  # L[i - 1]
+    right = s[p + j - 1] - median if j else -math.inf  # R[j - 1]
+    lower = left if left > right else right
     if n % 2:
-        return kth(n // 2)
-    return 0.5 * (kth(n // 2 - 1) + kth(n // 2))
+        return lower
+    next_left = median - s[p - 1 - i] if i < p else math.inf  # L[i]
+    next_right = s[p + j] - median if p + j < n else math.inf  # R[j]
+    return 0.5 * (lower + (next_left if next_left < next_right else next_right))
 
 
 # -- shared machinery ------------------------------------------------------------------------------
@@ -439,7 +441,10 @@ class _Window:
     def push(self, t: float, x: float) -> None:
         buf = self.buf
         if buf:
-            c = self._credit(t - buf[-1][0])
+            c = t - buf[-1][0]
+            mg = self.max_gap
+            if mg is not None and c > mg:
+                c = mg
             self.covered += c
         else:
             c = 0.0
@@ -461,39 +466,35 @@ class _Window:
                 self.suu += u * u
                 self.suv += u * v
 
-    def pop_front(self) -> float:
-        buf = self.buf
-        t, x, _ = buf.popleft()
-        if buf:
-            self.covered -= buf[0][2]
-        self.evicted += 1
-        if self.moments:
-            v = x - self.x_ref
-            vv = v * v
-            self.sv -= v
-            self.svv -= vv
-            self.mag += vv
-            if self.moments == 2:
-                u = t - self.t_ref
-                self.su -= u
-                self.suu -= u * u
-                self.suv -= u * v
-        return x
-
     def expire(self, t_now: float, on_evict: Callable[[float], None] | None = None) -> None:
         """Drop the samples at or before t_now - span (``on_evict`` sees each x dropped)."""
         cutoff = t_now - self.span
         buf = self.buf
         if not buf or buf[0][0] > cutoff:
             return
+        moments = self.moments
         while buf and buf[0][0] <= cutoff:
-            x = self.pop_front()
+            t, x, _ = buf.popleft()
+            if buf:
+                self.covered -= buf[0][2]
+            self.evicted += 1
+            if moments:
+                v = x - self.x_ref
+                vv = v * v
+                self.sv -= v
+                self.svv -= vv
+                self.mag += vv
+                if moments == 2:
+                    u = t - self.t_ref
+                    self.su -= u
+                    self.suu -= u * u
+                    self.suv -= u * v
             if on_evict is not None:
                 on_evict(x)
         n = len(buf)
         if n and (
             self.evicted >= n
-            or (self.moments and self.svv - self.sv * self.sv / n < _CANCELLATION * self.mag)
+            or (moments and self.svv - self.sv * self.sv / n < _CANCELLATION * self.mag)
         ):
             self.recompute()
 
@@ -561,11 +562,12 @@ class _Indicator:
     __slots__ = ("_last_t", "_skipped", "_values")
     KIND: ClassVar[str] = ""
     VALUES: ClassVar[tuple[ValueSpec, ...]] = ()
+    KEYS: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self) -> None:
         self._last_t: float | None = None
         self._skipped = 0
-        self._values: dict[str, Value] = dict.fromkeys(_keys(self.VALUES))
+        self._values: dict[str, Value] = dict.fromkeys(self.KEYS)
         self._values["skipped"] = 0
 
     def _state_values(self) -> dict[str, Value]:
@@ -642,6 +644,7 @@ class RollingStats(_Indicator):
     __slots__ = ("_max", "_min", "_win", "min_count", "min_coverage", "window_s")
     KIND = "rolling_stats"
     VALUES = ROLLING_STATS_VALUES
+    KEYS = _keys(ROLLING_STATS_VALUES)
 
     def __init__(
         self,
@@ -671,9 +674,14 @@ class RollingStats(_Indicator):
         win = self._win
         win.expire(t)
         win.push(t, xf)
-        self._push_extrema(t, xf)
-        cutoff = t - self.window_s
         mx, mn = self._max, self._min
+        while mx and mx[-1][1] <= xf:
+            mx.pop()
+        mx.append((t, xf))
+        while mn and mn[-1][1] >= xf:
+            mn.pop()
+        mn.append((t, xf))
+        cutoff = t - self.window_s
         while mx[0][0] <= cutoff:
             mx.popleft()
         while mn[0][0] <= cutoff:
@@ -712,7 +720,7 @@ class RollingStats(_Indicator):
             "min": self._min[0][1],
             "max": self._max[0][1],
         }
-        good = n >= self.min_count and win.coverage_ok(self.min_coverage)
+        good = n >= self.min_count and win.covered >= self.min_coverage * self.window_s
         return values, Quality.GOOD if good else Quality.UNCERTAIN
 
     def state(self) -> State:
@@ -758,6 +766,7 @@ class RunningHours(_Indicator):
     )
     KIND = "running_hours"
     VALUES = RUNNING_HOURS_VALUES
+    KEYS = _keys(RUNNING_HOURS_VALUES)
 
     def __init__(self, *, max_gap_s: float, running_above: float | None = None) -> None:
         if not (math.isfinite(max_gap_s) and max_gap_s > 0.0):
@@ -856,6 +865,7 @@ class ThresholdAlarm(_Indicator):
     )
     KIND = "threshold_alarm"
     VALUES = THRESHOLD_ALARM_VALUES
+    KEYS = _keys(THRESHOLD_ALARM_VALUES)
 
     def __init__(
         self,
@@ -958,6 +968,7 @@ class RateOfChange(_Indicator):
     __slots__ = ("_win", "min_count", "min_coverage", "window_s")
     KIND = "rate_of_change"
     VALUES = RATE_OF_CHANGE_VALUES
+    KEYS = _keys(RATE_OF_CHANGE_VALUES)
 
     def __init__(
         self,
@@ -1031,6 +1042,7 @@ class Ewma(_Indicator):
     __slots__ = ("_ewma", "_first_t", "tau_s", "warmup_s")
     KIND = "ewma"
     VALUES = EWMA_VALUES
+    KEYS = _keys(EWMA_VALUES)
 
     def __init__(self, tau_s: float, *, warmup_s: float | None = None) -> None:
         if not (math.isfinite(tau_s) and tau_s > 0.0):
@@ -1135,6 +1147,7 @@ class DriftDetector(_Indicator):
     )
     KIND = "drift"
     VALUES = DRIFT_VALUES
+    KEYS = _keys(DRIFT_VALUES)
 
     def __init__(
         self,
@@ -1347,6 +1360,7 @@ class LinearTrend(_Indicator):
     __slots__ = ("_win", "confidence", "limit", "min_count", "min_coverage", "window_s")
     KIND = "linear_trend"
     VALUES = LINEAR_TREND_VALUES
+    KEYS = _keys(LINEAR_TREND_VALUES)
 
     def __init__(
         self,
@@ -1385,7 +1399,7 @@ class LinearTrend(_Indicator):
     def _evaluate(self) -> tuple[dict[str, Value], Quality]:
         win = self._win
         n = len(win.buf)
-        values: dict[str, Value] = dict.fromkeys(_keys(LINEAR_TREND_VALUES))
+        values: dict[str, Value] = dict.fromkeys(self.KEYS)
         values["count"] = n
         stt = win.suu - win.su * win.su / n if n else 0.0
         if n < 2 or stt <= 1e-12 * win.suu or stt <= 0.0:
@@ -1406,7 +1420,7 @@ class LinearTrend(_Indicator):
                 values["time_to_limit_h"] = (to_tbar + d) / SECONDS_PER_HOUR
                 values["time_to_limit_h_lo"] = max(0.0, to_tbar + lo) / SECONDS_PER_HOUR
                 values["time_to_limit_h_hi"] = (to_tbar + hi) / SECONDS_PER_HOUR
-        good = n >= self.min_count and win.coverage_ok(self.min_coverage)
+        good = n >= self.min_count and win.covered >= self.min_coverage * self.window_s
         return values, Quality.GOOD if good else Quality.UNCERTAIN
 
     def state(self) -> State:
@@ -1436,6 +1450,7 @@ class RobustZ(_Indicator):
     __slots__ = ("_sorted", "_win", "min_count", "min_coverage", "window_s")
     KIND = "robust_z"
     VALUES = ROBUST_Z_VALUES
+    KEYS = _keys(ROBUST_Z_VALUES)
 
     def __init__(
         self,

@@ -117,7 +117,7 @@ ALARM_ACTIVE = [0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 0, 0, 0]
 def test_high_alarm_known_answer_and_events() -> None:
     alarm = ThresholdAlarm(high=80.0, deadband=5.0, on_delay_s=2.0, off_delay_s=1.0)
     outs = [alarm.update(float(i), x) for i, x in enumerate(ALARM_X)]
-    assert [int(o.values["active"]) for o in outs] == ALARM_ACTIVE
+    assert [1 if o.values["active"] else 0 for o in outs] == ALARM_ACTIVE
     assert [o.values["high_active"] for o in outs] == [bool(a) for a in ALARM_ACTIVE]
     events = [e for o in outs for e in o.events]
     assert events == [
@@ -130,13 +130,31 @@ def test_high_alarm_known_answer_and_events() -> None:
 def test_low_alarm_is_the_mirror_image() -> None:
     alarm = ThresholdAlarm(low=-80.0, deadband=5.0, on_delay_s=2.0, off_delay_s=1.0)
     outs = [alarm.update(float(i), -x) for i, x in enumerate(ALARM_X)]
-    assert [int(o.values["low_active"]) for o in outs] == ALARM_ACTIVE
-    assert [int(o.values["active"]) for o in outs] == ALARM_ACTIVE
+    assert [1 if o.values["low_active"] else 0 for o in outs] == ALARM_ACTIVE
+    assert [1 if o.values["active"] else 0 for o in outs] == ALARM_ACTIVE
     assert not any(o.values["high_active"] for o in outs)
     assert [(e.kind, e.t, e.detail) for o in outs for e in o.events] == [
         ("alarm_raised", 6.0, "low"),
         ("alarm_cleared", 10.0, "low"),
     ]
+
+
+def test_setpoints_belong_to_the_alarm_side() -> None:
+    high = ThresholdAlarm(high=80.0, deadband=5.0)
+    assert high.update(0.0, 80.0).values["high_active"]  # x >= SP raises
+    assert high.update(1.0, 75.0).values["high_active"]  # clears only below SP - deadband
+    assert not high.update(2.0, 74.99).values["high_active"]
+    low = ThresholdAlarm(low=20.0, deadband=5.0)
+    assert low.update(0.0, 20.0).values["low_active"]  # x <= SP raises
+    assert low.update(1.0, 25.0).values["low_active"]  # clears only above SP + deadband
+    assert not low.update(2.0, 25.01).values["low_active"]
+
+
+def test_a_machine_running_at_the_first_reading_has_no_observed_start() -> None:
+    rh = RunningHours(max_gap_s=30.0)
+    outs = feed(rh, [(0.0, 1.0, True), (10.0, 1.0, True), (20.0, 0.0, True), (30.0, 1.0, True)])
+    assert [o.values["starts"] for o in outs] == [0, 0, 0, 1]
+    assert outs[-1].values["running_s"] == 20.0
 
 
 def test_alarm_delays_are_time_based_not_sample_based() -> None:
@@ -417,9 +435,8 @@ def reference_alarm(
     active = False
     out: list[bool] = []
     for i in range(len(xs)):
-        cond = (lambda v: v >= sp) if not active else (lambda v: v < sp - db)
         j = i
-        while j >= 0 and cond(xs[j]):
+        while j >= 0 and (xs[j] < sp - db if active else xs[j] >= sp):
             j -= 1
         if j < i and ts[i] - ts[j + 1] >= (on if not active else off):
             active = not active
@@ -497,7 +514,9 @@ def test_cusum_learns_mu0_and_sigma_then_freezes_them() -> None:
     out = det.update(4.0, 30.0)  # frozen: an outlier moves the statistic, not the baseline
     assert out.quality is Quality.GOOD
     assert out.values["mu0"] == 10.0
-    assert out.values["stat_up"] == pytest.approx(30.0 - (10.0 + 0.5 * out.values["sigma"]))
+    sigma = out.values["sigma"]
+    assert isinstance(sigma, float)
+    assert out.values["stat_up"] == pytest.approx(30.0 - (10.0 + 0.5 * sigma))
 
 
 def test_learning_also_needs_learn_s() -> None:

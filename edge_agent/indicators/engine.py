@@ -3,7 +3,7 @@ what is due for publication and the events that just happened. No I/O: the pipel
 the buffer stores the states.
 
 Each configured indicator becomes an evaluator with `update(t, x, good) -> Output`,
-`state()` and `restore()`. The scalar ones are in streaming.py; the ISO zone of a scalar
+`state()` and `restore()`. The scalar ones are in the streaming package; the ISO zone of a scalar
 velocity and the drift detector's EWMA baseline are composed here. Waveform (vibration)
 indicators need an array point, which Modbus devices do not have: the config refuses them
 there until a driver provides waveforms.

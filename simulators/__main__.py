@@ -1,8 +1,9 @@
-"""Command line: ``python -m simulators modbus --port 5020 [options]``.
+"""Command line: ``python -m simulators modbus|opcua --port N [options]``.
 
-Once the server accepts connections it prints exactly one line,
-``READY modbus <host>:<port>``, to stdout, so scripts can wait for it
-instead of sleeping.  SIGTERM or SIGINT stop it with exit code 0.
+Once the server accepts connections it prints exactly one line to stdout,
+``READY modbus <host>:<port>`` or ``READY opcua opc.tcp://<host>:<port>/edge-agent/sim``,
+so scripts can wait for it instead of sleeping.  SIGTERM or SIGINT stop it
+with exit code 0; a port already in use gives exit code 1.
 """
 
 from __future__ import annotations
@@ -58,6 +59,41 @@ def _parser() -> argparse.ArgumentParser:
         help="simulated seconds per real second, e.g. 3600 = an hour a second (default 1)",
     )
     modbus.add_argument("--log-level", default="WARNING", help="logging level (stderr)")
+
+    opcua = kinds.add_parser("opcua", help="OPC UA server of a motor-driven fan (Motor7)")
+    opcua.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s)")
+    opcua.add_argument("--port", type=int, default=4840, help="TCP port, 0 = any free port")
+    opcua.add_argument(
+        "--deterministic", action="store_true", help="serve the fixed values of the README"
+    )
+    opcua.add_argument("--seed", type=int, default=0, help="seed of the motor model (>= 0)")
+    opcua.add_argument(
+        "--fault-severity",
+        type=_non_negative,
+        default=0.0,
+        metavar="X",
+        help="bearing outer-race fault severity, 0 = healthy .. 99 = end of life (default 0)",
+    )
+    opcua.add_argument(
+        "--secure",
+        action="store_true",
+        help="also offer Basic256Sha256 Sign and SignAndEncrypt endpoints",
+    )
+    opcua.add_argument(
+        "--cert-dir",
+        default=None,
+        metavar="DIR",
+        help="server certificate (made if missing) and trusted/ client certificates",
+    )
+    opcua.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="CERT",
+        help="a client certificate (PEM or DER) to accept; repeatable",
+    )
+    opcua.add_argument("--trust-all", action="store_true", help="accept every client certificate")
+    opcua.add_argument("--log-level", default="WARNING", help="logging level (stderr)")
     return parser
 
 
@@ -86,10 +122,52 @@ async def _serve_modbus(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _serve_opcua(args: argparse.Namespace) -> int:
+    from .opcua_sim import OpcUaSimulator  # asyncua is only needed here
+
+    if args.cert_dir is not None and not args.secure:
+        print("opcua simulator: --cert-dir needs --secure", file=sys.stderr)
+        return 2
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        sim = OpcUaSimulator(
+            host=args.host,
+            port=args.port,
+            deterministic=args.deterministic,
+            seed=args.seed,
+            security=args.secure,
+            cert_dir=args.cert_dir,
+            fault_severity=args.fault_severity,
+            trust_all=args.trust_all,
+        )
+        for cert in args.trust:
+            sim.trust(cert)
+    except (OSError, ValueError) as exc:
+        print(f"opcua simulator: {exc}", file=sys.stderr)
+        return 2
+    if args.log_level.upper() == "DEBUG":
+        for name in ("asyncua.server", "asyncua.common.connection", "asyncua.crypto"):
+            logging.getLogger(name).setLevel(logging.DEBUG)
+    try:
+        await sim.start()
+    except OSError as exc:
+        print(f"opcua simulator: {exc}", file=sys.stderr)
+        return 1
+    print(f"READY opcua {sim.endpoint}", flush=True)
+    await stop.wait()
+    await sim.stop()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the simulator selected on the command line until signalled."""
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr)
+    if args.kind == "opcua":
+        return asyncio.run(_serve_opcua(args))
     return asyncio.run(_serve_modbus(args))
 
 

@@ -33,6 +33,7 @@ from .buffer.sqlite import BufferUnavailable
 from .config import ConfigError, Loaded, load_config
 from .config.models import Config
 from .drivers.registry import make_driver
+from .health import health_payload
 from .meta import meta_messages
 from .pipeline import Pipeline
 from .publisher import MqttPublisher
@@ -93,6 +94,7 @@ class Agent:
             watchdog = tg.create_task(self._watchdog())
             buffer_watch = tg.create_task(self.buffer.watch())
             keeper = tg.create_task(self._keep_states())
+            health = tg.create_task(self._health())
             # What was built at start lives as long as the process: out of the collector's
             # sight, full collections stop costing 25-30 ms (and a poll slot) every few seconds.
             gc.collect()
@@ -113,6 +115,7 @@ class Agent:
             watchdog.cancel()
             buffer_watch.cancel()
             keeper.cancel()
+            health.cancel()
             self._save_states()
             await self._stop_publisher(pub_task, deadline)
         await self.buffer.close()
@@ -138,6 +141,17 @@ class Agent:
         if self.pipeline is not None:
             for key, value in self.pipeline.states().items():
                 self.buffer.save_state(key, value)
+
+    async def _health(self) -> None:
+        """Counters on `{prefix}/health`, retained, every `health_interval`."""
+        started = time.monotonic()
+        while True:
+            await asyncio.sleep(self.cfg.health_interval)
+            if self.publisher is not None:
+                payload = health_payload(started, self.runners, self.buffer, self.publisher)
+                await self.publisher.publish_snapshot(
+                    Message(f"{self.cfg.prefix()}/health", payload, 1, retain=True)
+                )
 
     async def _keep_states(self) -> None:
         """Running hours and counters survive a crash: saved with the buffer once a minute."""
@@ -250,6 +264,7 @@ def configure_logging(level: str) -> None:
     # pymodbus logs every failed request; the runner logs the transitions that matter.
     if level != "debug":
         logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+        logging.getLogger("asyncua").setLevel(logging.ERROR)
 
 
 async def run_agent(path: str) -> int:

@@ -78,6 +78,64 @@ def cmd_buffer(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_browse(args: argparse.Namespace) -> int:
+    from .config.opcua import OpcUaDevice
+
+    loaded = _load(args.config)
+    dev = next((d for d in loaded.config.devices if d.name == args.device), None)
+    if not isinstance(dev, OpcUaDevice):
+        names = [d.name for d in loaded.config.devices if isinstance(d, OpcUaDevice)]
+        print(
+            f"{args.config}: no OPC UA device named '{args.device}'; OPC UA devices: "
+            f"{', '.join(names) or 'none'}",
+            file=sys.stderr,
+        )
+        return 2
+    from .drivers.base import DriverError
+    from .drivers.opcua.browse import browse
+
+    try:
+        rows = _run_async(browse(dev, args.depth))
+    except DriverError as err:
+        print(f"{dev.name}: {err}", file=sys.stderr)
+        return 1
+    for depth, node_id, name, dtype, value in rows:
+        print(
+            f"{'  ' * depth}{name}  [{node_id}]"
+            + (f"  {dtype}" if dtype else "")
+            + (f" = {value}" if value else "")
+        )
+    return 0
+
+
+def cmd_certs(args: argparse.Namespace) -> int:
+    import socket
+    from pathlib import Path
+
+    from .drivers.opcua.certs import make_client_certificate
+
+    hostname = args.hostname or socket.gethostname()
+    uri = args.uri or f"urn:{hostname}:edge-agent"
+    try:
+        cert, key = make_client_certificate(Path(args.out), uri, hostname)
+    except FileExistsError as err:
+        print(
+            f"edge-agent: {err}: keep the existing pair, or remove it to make a new one "
+            "(the servers that trust the old certificate will then refuse this gateway)",
+            file=sys.stderr,
+        )
+        return 1
+    except OSError as err:
+        print(f"edge-agent: cannot write to {args.out}: {err.strerror or err}", file=sys.stderr)
+        return 1
+    print(f"certificate  {cert}\nprivate key  {key}\napplication URI  {uri}")
+    print(
+        "Next: copy the certificate into the server's trusted clients, and the server's "
+        "certificate into the directory named by security.trusted_servers (docs: README)."
+    )
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .app import run_agent
 
@@ -118,6 +176,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("config")
     p.add_argument("device", nargs="?", help="only this device")
     p.set_defaults(fn=cmd_read)
+    p = sub.add_parser("browse", help="print an OPC UA device's address space as a tree")
+    p.add_argument("config")
+    p.add_argument("device")
+    p.add_argument("--depth", type=int, default=3, help="levels below Objects (default 3)")
+    p.set_defaults(fn=cmd_browse)
+    p = sub.add_parser("certs", help="make this gateway's OPC UA client certificate and key")
+    p.add_argument("kind", choices=["opcua"])
+    p.add_argument("--out", required=True, help="directory for edge-agent-cert.der and edge-agent-key.pem")
+    p.add_argument("--uri", help="application URI (default urn:HOSTNAME:edge-agent)")
+    p.add_argument("--hostname", help="host name in the certificate (default: this host's)")
+    p.set_defaults(fn=cmd_certs)
     p = sub.add_parser("buffer", help="inspect the store-and-forward buffer")
     p.add_argument("action", choices=["stats", "export"])
     p.add_argument("config")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
 from .config.models import Config
+from .config.opcua import OpcUaDevice
 from .drivers.base import DeviceUnavailable
 from .drivers.registry import make_driver
 from .readings import Quality, Reading
@@ -50,11 +52,15 @@ async def read_devices(cfg: Config, only: str | None) -> int:
         driver = make_driver(dev, keep_raw=True)
         units = {p.name: p.unit or "" for p in dev.points}
         started = time.monotonic()
+        where = dev.endpoint if isinstance(dev, OpcUaDevice) else f"{dev.host}:{dev.port}"
         try:
             await driver.connect()
+            if isinstance(dev, OpcUaDevice):
+                # Subscribed points report their first value shortly after the subscription.
+                await asyncio.sleep(min(2.0, max(0.5, dev.poll_interval)))
             readings = await driver.poll()
         except DeviceUnavailable as err:
-            print(f"{dev.name}  {dev.host}:{dev.port}: {err.code}: {err}\n")
+            print(f"{dev.name}  {where}: {err.code}: {err}\n")
             worst = 1
             continue
         finally:

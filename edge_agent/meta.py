@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 
 from .config.models import Config
+from .config.opcua import OpcUaDevice
 from .readings import Message, now_ms
 
 
@@ -12,8 +13,15 @@ def meta_messages(cfg: Config) -> list[Message]:
     prefix = cfg.prefix()
     out = []
     for dev in cfg.devices:
-        points = []
-        for p in dev.points:
+        points: list[dict[str, object]] = []
+        if isinstance(dev, OpcUaDevice):
+            for q in dev.points:
+                entry: dict[str, object] = {"name": q.name, "mode": q.mode}
+                for key in ("node", "browse_path", "unit", "description"):
+                    if getattr(q, key) is not None:
+                        entry[key] = getattr(q, key)
+                points.append(entry)
+        for p in getattr(dev, "points", []) if not isinstance(dev, OpcUaDevice) else []:
             item: dict[str, object] = {
                 "name": p.name,
                 "type": p.dtype,
@@ -26,8 +34,7 @@ def meta_messages(cfg: Config) -> list[Message]:
             if p.scale != 1 or p.offset != 0:
                 item.update(scale=p.scale, offset=p.offset)
             points.append(item)
-        indicators = [{"name": i.name, "kind": i.kind, "source": i.source}
-                      for i in dev.indicators]
+        indicators = [{"name": i.name, "kind": i.kind, "source": i.source} for i in dev.indicators]
         payload = orjson.dumps(
             {
                 "device": dev.name,

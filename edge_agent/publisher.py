@@ -74,8 +74,10 @@ class MqttPublisher:
         self.status_topic = f"{prefix}/status"
         self.connected = False
         self.published = 0
+        self.replayed = 0  # published from a backlog that built up while disconnected
         self.refused = 0
         self.connects = 0
+        self._backlog_upto = 0
         self._client: paho.Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
@@ -148,6 +150,12 @@ class MqttPublisher:
             client.disconnect()
             self._flush_writes(client)
         self._teardown()
+
+    async def publish_snapshot(self, m: Message) -> None:
+        """A state message (health), sent if connected; never buffered."""
+        if self.connected:
+            with contextlib.suppress(ConnectFailed):
+                await self._publish_state(m)
 
     async def republish_state(self, extra: list[Message] | None = None) -> None:
         """After a reload: the retained meta messages describe the new configuration; `extra`
@@ -259,6 +267,7 @@ class MqttPublisher:
         assert self._lost is not None
         self.connected = True
         self.connects += 1
+        self._backlog_upto = self.buffer.stats.last_id if self.connects > 1 else 0
         if self._down_since is not None:
             log.info(
                 "MQTT: connected again to %s:%d after %.1f s",
@@ -412,6 +421,8 @@ class MqttPublisher:
                 )
         else:
             self.published += 1
+            if sm.id <= self._backlog_upto:
+                self.replayed += 1
             self.buffer.ack([sm.id])
         self._wake.set()
 

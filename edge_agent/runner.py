@@ -120,7 +120,8 @@ class DeviceRunner:
         self.stats.polls += 1
         self.stats.last_poll_seconds = self.clock() - started
         self._came_up()
-        self._publish(Batch(self.name, ts, readings))
+        if readings:  # a subscription with no change since the last poll has nothing to say
+            self._publish(Batch(self.name, ts, readings))
         return True
 
     def _publish(self, batch: Batch) -> None:

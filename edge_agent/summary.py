@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .config import Loaded
+from .config.opcua import OpcUaDevice
 from .config.units import format_duration
 from .drivers.modbus.plan import plan
 
@@ -35,6 +36,16 @@ def summary(loaded: Loaded) -> str:
     lines.append(f"devices  {len(cfg.devices)}, points {total_points}")
     width = max((len(d.name) for d in cfg.devices), default=0)
     for d in cfg.devices:
+        if isinstance(d, OpcUaDevice):
+            subscribed = sum(1 for p in d.points if p.mode == "subscribe")
+            sec = d.security
+            security = "no security" if sec.mode == "None" else f"{sec.policy} {sec.mode}"
+            lines.append(
+                f"  {d.name:<{width}}  opcua {d.endpoint}, {security}, "
+                f"{_n(len(d.points), 'point')} ({subscribed} subscribed), "
+                f"every {format_duration(d.poll_interval)}"
+            )
+            continue
         blocks = plan(d.points, d.max_gap, d.max_registers, d.max_bits)
         lines.append(
             f"  {d.name:<{width}}  {d.protocol} {d.host}:{d.port} unit {d.unit_id}, "

@@ -75,6 +75,21 @@ def _parser() -> argparse.ArgumentParser:
         help="bearing outer-race fault severity, 0 = healthy .. 99 = end of life (default 0)",
     )
     opcua.add_argument(
+        "--degrade-after",
+        type=_non_negative,
+        default=None,
+        metavar="HOURS",
+        help="simulated hours until a bearing fault starts to develop "
+        "(default: none, --fault-severity is used)",
+    )
+    opcua.add_argument(
+        "--time-scale",
+        type=_positive,
+        default=1.0,
+        metavar="X",
+        help="simulated seconds per real second, e.g. 3600 = an hour a second (default 1)",
+    )
+    opcua.add_argument(
         "--secure",
         action="store_true",
         help="also offer Basic256Sha256 Sign and SignAndEncrypt endpoints",
@@ -142,6 +157,8 @@ async def _serve_opcua(args: argparse.Namespace) -> int:
             cert_dir=args.cert_dir,
             fault_severity=args.fault_severity,
             trust_all=args.trust_all,
+            degrade_after_h=args.degrade_after,
+            time_scale=args.time_scale,
         )
         for cert in args.trust:
             sim.trust(cert)

@@ -43,6 +43,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from .degradation import severity as degradation_severity
 from .opcua_model import (
     SAMPLE_RATE_HZ,
     WAVEFORM_SAMPLES,
@@ -314,6 +315,8 @@ class OpcUaSimulator:
         *,
         trust_all: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        degrade_after_h: float | None = None,
+        time_scale: float = 1.0,
     ) -> None:
         """Prepare the simulator; nothing listens before :meth:`start`.
 
@@ -321,10 +324,19 @@ class OpcUaSimulator:
         server certificate made (or reused) in ``cert_dir`` (in memory without one).
         Client certificates must be trusted (:meth:`trust`, or a file in
         ``cert_dir/trusted``) unless ``trust_all``.  ``clock`` (monotonic seconds) drives
-        the motor model in non-deterministic mode.
+        the motor model in non-deterministic mode.  ``time_scale`` is simulated seconds per
+        second of ``clock`` (3600: an hour a second); the motor model and the bearing fault
+        run on simulated time.  ``degrade_after_h`` starts a developing bearing fault
+        (:mod:`simulators.degradation`) that many simulated hours after creation; while it
+        is set the static ``fault_severity`` is not used.  ``None``: the static severity,
+        unless :meth:`start_fault` is called.
         """
         if seed < 0:
             raise ValueError("seed must be >= 0")
+        if not 0 < time_scale < math.inf:
+            raise ValueError("time_scale must be a finite number > 0")
+        if degrade_after_h is not None and not 0 <= degrade_after_h < math.inf:
+            raise ValueError("degrade_after_h must be a finite number >= 0")
         self.host = host
         self.deterministic = deterministic
         self.seed = seed
@@ -335,6 +347,8 @@ class OpcUaSimulator:
         self._port = port
         self._clock = clock
         self._t0 = clock()
+        self.time_scale = float(time_scale)
+        self._fault_start_h = None if degrade_after_h is None else float(degrade_after_h)
         self._server: Server | None = None
         self._ns = 2
         self._listening = False
@@ -344,7 +358,7 @@ class OpcUaSimulator:
         self._statuses: dict[str, ua.StatusCode] = {}
         self._trusted: set[bytes] = set()
         self._types: dict[str, Any] = {name: value for name, (_, value) in TYPE_VALUES.items()}
-        self._reading: MotorReading = nominal_reading(self._fault_severity)
+        self._reading: MotorReading = nominal_reading(self.current_severity)
         self._waveform: list[float] = []
         self.certificate: bytes | None = None  # server certificate, DER
         self._private_key: bytes | None = None
@@ -461,7 +475,11 @@ class OpcUaSimulator:
 
     @property
     def fault_severity(self) -> float:
-        """Bearing fault severity (0 = healthy .. 99 = end of life); settable."""
+        """Static bearing fault severity (0 = healthy .. 99 = end of life); settable.
+
+        Used while no fault develops over time (``degrade_after_h`` None and no
+        :meth:`start_fault`); see :attr:`current_severity` for the one in use.
+        """
         return self._fault_severity
 
     @fault_severity.setter
@@ -472,8 +490,42 @@ class OpcUaSimulator:
 
     @property
     def simulated_seconds(self) -> float:
-        """Seconds of model time since creation (non-deterministic mode)."""
-        return self._clock() - self._t0
+        """Simulated seconds since creation (clock x ``time_scale``)."""
+        return (self._clock() - self._t0) * self.time_scale
+
+    @property
+    def simulated_hours(self) -> float:
+        """Simulated hours since creation (clock x ``time_scale``)."""
+        return self.simulated_seconds / 3600.0
+
+    @property
+    def fault_start_h(self) -> float | None:
+        """Simulated hour (since creation) at which the bearing fault starts, or None."""
+        return self._fault_start_h
+
+    @property
+    def fault_hours(self) -> float | None:
+        """Simulated hours since the bearing fault started; None before it or without one."""
+        if self._fault_start_h is None:
+            return None
+        hours = self.simulated_hours - self._fault_start_h
+        return hours if hours >= 0 else None
+
+    @property
+    def current_severity(self) -> float:
+        """The severity in use now: the developing fault's, else :attr:`fault_severity`."""
+        if self._fault_start_h is None:
+            return self._fault_severity
+        return degradation_severity(self.fault_hours)
+
+    def start_fault(self) -> float:
+        """Start the developing bearing fault now (a fault already developing starts over).
+
+        Returns the simulated hour of the start (see :attr:`simulated_hours`).
+        """
+        self._fault_start_h = self.simulated_hours
+        self._schedule(self._write_model(waveform_too=True))
+        return self._fault_start_h
 
     def set_value(self, name: str, value: Any) -> None:
         """Serve ``value`` for variable ``name`` (``"Speed"``, ``"Types.Int16"``, ...).
@@ -766,9 +818,9 @@ class OpcUaSimulator:
 
     def _model_reading(self) -> MotorReading:
         if self.deterministic:
-            reading = nominal_reading(self._fault_severity)
+            reading = nominal_reading(self.current_severity)
         else:
-            reading = motor_at(self.simulated_seconds, self.seed, self._fault_severity)
+            reading = motor_at(self.simulated_seconds, self.seed, self.current_severity)
         pins = {
             spec.field: self._pins[name]
             for name, spec in MOTOR_VARIABLES.items()
@@ -779,12 +831,13 @@ class OpcUaSimulator:
     def _model_waveform(self) -> list[float]:
         if WAVEFORM in self._pins:
             return list(self._pins[WAVEFORM])
+        severity = self.current_severity
         if self.deterministic:
-            samples = waveform(0.0, self.seed, nominal_reading().speed_rpm, self._fault_severity)
+            samples = waveform(0.0, self.seed, nominal_reading().speed_rpm, severity)
         else:
             t = self.simulated_seconds
             speed = self._model_reading().speed_rpm  # a pinned speed counts
-            samples = waveform(t, self.seed, speed, self._fault_severity)
+            samples = waveform(t, self.seed, speed, severity)
         values: list[float] = samples.tolist()
         return values
 
@@ -831,8 +884,8 @@ class OpcUaSimulator:
         return ua.Variant(self._types[name], TYPE_VALUES[name][0])
 
     async def _refresh_loop(self) -> None:
-        """Scalars every 0.1 s and the waveform every 1 s (non-deterministic mode);
-        ServerStatus.CurrentTime every second (always)."""
+        """Scalars every 0.1 s and the waveform every 1 s (non-deterministic mode, or with a
+        developing bearing fault); ServerStatus.CurrentTime every second (always)."""
         assert self._server is not None
         server = self._server
         clock = server.get_node(ua.NodeId(ua.ObjectIds.Server_ServerStatus_CurrentTime))
@@ -844,7 +897,7 @@ class OpcUaSimulator:
             try:
                 if tick % per_second == 0:
                     await clock.write_value(dt.datetime.now(dt.UTC))
-                if not self.deterministic:
+                if not self.deterministic or self._fault_start_h is not None:
                     await self._write_model(waveform_too=tick % per_second == 0)
             except Exception:  # keep serving; a broken refresh must not stop the clock
                 _log.exception("refreshing the values failed")

@@ -408,6 +408,11 @@ class SqliteBuffer(Bounds):
             )
             self._failed_commits = self._lost_in_failures = 0
         st = self.stats
+        row = db.execute("SELECT created_ms FROM messages ORDER BY id LIMIT 1").fetchone()
+        st.oldest_ms = row[0] if row else None
+        if kept:
+            row = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
+            st.last_id = row[0] if row else st.last_id
         st.commits += 1
         st.commit_seconds += time.monotonic() - started
         st.committed += len(kept)

@@ -60,6 +60,8 @@ class BufferStats:
     commits: int = 0
     commit_seconds: float = 0.0  # total, for the mean commit latency
     io_errors: int = 0
+    oldest_ms: int | None = None  # when the oldest waiting message was buffered
+    last_id: int = 0  # the newest message's row id
     quarantined: list[str] = field(default_factory=list)
 
 

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 from pydantic import ValidationError
 
 from .models import Config, ModbusPoint, ModbusTcpDevice
+from .opcua import OpcUaDevice
 
 Key = tuple[str | int, ...]
 
@@ -64,6 +65,16 @@ def check_devices(devices: list[Any]) -> Iterator[Finding]:
     mappings: the checks then run on whatever parts validate, so one run reports everything."""
     yield from _duplicates([_name(d) for d in devices], "device", "devices")
     for i, dev in enumerate(devices):
+        if isinstance(dev, OpcUaDevice):
+            yield from _under(("devices", i), _opcua_device(dev))
+            continue
+        if isinstance(dev, dict) and dev.get("protocol") == "opcua":
+            try:
+                valid = OpcUaDevice.model_validate(dev)
+            except ValidationError:
+                continue  # reported by the whole-config validation
+            yield from _under(("devices", i), _opcua_device(valid))
+            continue
         if not isinstance(dev, ModbusTcpDevice):
             try:
                 dev = ModbusTcpDevice.model_validate(dev)
@@ -71,6 +82,28 @@ def check_devices(devices: list[Any]) -> Iterator[Finding]:
                 yield from _under(("devices", i), _raw_points(dev))
                 continue
         yield from _under(("devices", i), _device(dev))
+
+
+def _opcua_device(dev: OpcUaDevice) -> Iterator[Finding]:
+    yield from _duplicates([p.name for p in dev.points], "point", "points")
+    sec = dev.security
+    for key in ("certificate", "private_key", "trusted_servers"):
+        path = getattr(sec, key)
+        if path is not None and not path.exists():
+            yield Finding(
+                ("security", key),
+                f"{path} not found: "
+                + (
+                    "make it with: edge-agent certs opcua --out DIR"
+                    if key != "trusted_servers"
+                    else "create the directory and copy the server's certificate into it"
+                ),
+            )
+    if dev.password is not None and dev.password_file is not None:
+        yield Finding(("password_file",), "give either password or password_file, not both")
+    if (dev.password or dev.password_file) and not dev.username:
+        yield Finding((), "a password needs a username: add username")
+    yield from _indicators(dev)
 
 
 def _name(item: Any) -> Any:
@@ -125,7 +158,7 @@ def _device(dev: ModbusTcpDevice) -> Iterator[Finding]:
     yield from _indicators(dev)
 
 
-def _indicators(dev: ModbusTcpDevice) -> Iterator[Finding]:
+def _indicators(dev: ModbusTcpDevice | OpcUaDevice) -> Iterator[Finding]:
     points = {p.name: p for p in dev.points}
     yield from _duplicates([i.name for i in dev.indicators], "indicator", "indicators")
     for j, ind in enumerate(dev.indicators):
@@ -136,14 +169,16 @@ def _indicators(dev: ModbusTcpDevice) -> Iterator[Finding]:
             hint = f"; did you mean '{close[0]}'?" if close else f"; points: {', '.join(points)}"
             yield Finding((*at, "source"), f"no point named '{ind.source}' in this device{hint}")
             continue
-        if ind.kind == "vibration":
+        modbus = isinstance(dev, ModbusTcpDevice)
+        if ind.kind == "vibration" and modbus:
             yield Finding(
                 (*at, "source"),
                 f"'{ind.source}' is a single value: a vibration "
                 "indicator needs a waveform (an array point, e.g. from OPC UA); for a "
                 "transmitter's overall velocity use kind iso_zone",
             )
-        if source.dtype == "string":
+        dtype = getattr(source, "dtype", None)
+        if dtype == "string":
             yield Finding((*at, "source"), f"'{ind.source}' is a string: indicators need numbers")
         speed = getattr(ind, "shaft_speed", None)
         if isinstance(speed, str) and speed not in points:
@@ -155,7 +190,7 @@ def _indicators(dev: ModbusTcpDevice) -> Iterator[Finding]:
             and (ind.low >= ind.high)
         ):
             yield Finding((*at, "low"), f"low ({ind.low:g}) must be below high ({ind.high:g})")
-        if ind.kind == "running_hours" and source.dtype != "bool" and ind.running_above is None:
+        if ind.kind == "running_hours" and modbus and dtype != "bool" and ind.running_above is None:
             yield Finding(
                 (*at, "running_above"),
                 f"'{ind.source}' is not a bool: say above "

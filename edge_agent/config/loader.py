@@ -114,11 +114,19 @@ def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None)
             Problem(
                 pos,
                 where,
-                "a literal password would travel with the config: put "
-                'it in a file (password_file) or write password: "${MQTT_PASSWORD}"',
+                _LITERAL_PASSWORD,
             )
         )
     _resolve_paths(data, file.parent)
+    if isinstance(devices, list):
+        for i, dev in enumerate(devices):
+            src, k = sources.devices[i]
+            if isinstance(dev, dict):
+                # A device's files are relative to the file the device stands in.
+                _resolve_paths(dev, Path(src.values[()].file).parent, _DEVICE_PATH_KEYS)
+                if "password" in dev and ("devices", k, "password") not in src.from_env:
+                    pos, where = sources.locate(("devices", i, "password"))
+                    problems.append(Problem(pos, where, _LITERAL_PASSWORD))
 
     try:
         cfg = Config.model_validate(data)
@@ -186,9 +194,23 @@ _PATH_KEYS: tuple[Path_, ...] = (
 )
 
 
-def _resolve_paths(data: dict[str, Any], base: Path) -> None:
+_DEVICE_PATH_KEYS: tuple[Path_, ...] = (
+    ("password_file",),
+    ("security", "certificate"),
+    ("security", "private_key"),
+    ("security", "trusted_servers"),
+)
+_LITERAL_PASSWORD = (
+    "a literal password would travel with the config: put it in a file (password_file) or "
+    'write password: "${MQTT_PASSWORD}"'
+)
+
+
+def _resolve_paths(
+    data: dict[str, Any], base: Path, keys_list: tuple[Path_, ...] = _PATH_KEYS
+) -> None:
     """Relative file names in the config are relative to the config file, not to the cwd."""
-    for keys in _PATH_KEYS:
+    for keys in keys_list:
         node: Any = data
         for k in keys[:-1]:
             node = node.get(k) if isinstance(node, dict) else None
@@ -253,6 +275,27 @@ def _read_secrets(
                 "variable, or leave username and password out",
             )
         )
+    devices = list(cfg.devices)
+    for i, dev in enumerate(devices):
+        pw_file = getattr(dev, "password_file", None)
+        if pw_file is None:
+            continue
+        pos, where = sources.locate(("devices", i, "password_file"))
+        try:
+            secret = pw_file.read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as err:
+            problems.append(
+                Problem(
+                    pos,
+                    where,
+                    f"cannot read secret file {pw_file}: {getattr(err, 'strerror', None) or err}",
+                )
+            )
+            continue
+        secrets[f"{dev.name}.password"] = f"from file {pw_file}"
+        devices[i] = dev.model_copy(update={"password": SecretStr(secret)})
+    if devices != list(cfg.devices):
+        cfg = cfg.model_copy(update={"devices": devices})
     return cfg, secrets
 
 
@@ -275,8 +318,8 @@ def _translate(err: ValidationError, data: Any, sources: _Sources) -> list[Probl
         elif kind == "missing":
             pos, where = sources.locate(path)  # the enclosing mapping's position
             msg = f"missing required key '{e['loc'][-1]}'"
-        elif kind == "union_tag_invalid":
-            pos, where = sources.locate((*path, "kind"))
+        elif kind in ("union_tag_invalid", "union_tag_not_found"):
+            pos, where = sources.locate((*path, str(e["ctx"]["discriminator"]).strip("'")))
             msg = _message(e)
         else:
             pos, where = sources.locate(path)
@@ -295,7 +338,7 @@ def _real_path(loc: tuple[Any, ...], data: Any) -> Path_:
         ):
             node = node[part]
             path.append(part)
-        elif isinstance(node, dict) and node.get("kind") == part:
+        elif isinstance(node, dict) and part in (node.get("kind"), node.get("protocol")):
             continue  # the tag pydantic puts in the location of a tagged union's member
         elif isinstance(node, dict) and part == loc[-1]:
             path.append(part)  # a missing or unknown key
@@ -322,13 +365,15 @@ def _message(e: Any) -> str:
     if kind in ("model_type", "dict_type"):
         return f"expected a mapping of keys here, got {_show(given)}"
     if kind == "union_tag_invalid":
+        what = str(e["ctx"]["discriminator"]).strip("'")
         tags = [t.strip().strip("'") for t in e["ctx"]["expected_tags"].split(",")]
         close = difflib.get_close_matches(str(e["ctx"]["tag"]), tags, n=1, cutoff=0.5)
-        return f"unknown kind '{e['ctx']['tag']}': use one of {', '.join(tags)}" + (
+        return f"unknown {what} '{e['ctx']['tag']}': use one of {', '.join(tags)}" + (
             f"; did you mean '{close[0]}'?" if close else ""
         )
     if kind == "union_tag_not_found":
-        return f"missing key '{e['ctx']['discriminator'].strip(chr(39))}'"
+        what = str(e["ctx"]["discriminator"]).strip("'")
+        return f"missing required key '{what}'"
     if kind == "too_short":
         return f"needs at least {e['ctx']['min_length']} item(s); this one is empty"
     if kind == "list_type":
@@ -400,6 +445,6 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 
 
 def _tag(model: type[BaseModel]) -> Any:
-    kind = model.model_fields.get("kind")
-    args = typing.get_args(kind.annotation) if kind else ()
+    field = model.model_fields.get("kind") or model.model_fields.get("protocol")
+    args = typing.get_args(field.annotation) if field else ()
     return args[0] if len(args) == 1 else None

@@ -9,13 +9,14 @@ so that each problem can be reported at the exact key where it stands.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator
 
 from .indicators import Indicator
 from .models_base import NAME, SLUG, Strict
+from .opcua import OpcUaDevice
 from .units import Duration, Size
 
 Table = Literal["holding", "input", "coil", "discrete"]
@@ -197,15 +198,21 @@ class ModbusTcpDevice(Strict):
         return v
 
 
+Device = Annotated[ModbusTcpDevice | OpcUaDevice, Field(discriminator="protocol")]
+
+
 class Config(Strict):
     gateway: Gateway
     mqtt: Mqtt
     buffer: Buffer = Buffer()  # type: ignore[call-arg]  # mypy without the pydantic plugin
-    devices: list[ModbusTcpDevice] = Field(default_factory=list)
+    devices: list[Device] = Field(default_factory=list)
     include: str | list[str] | None = Field(
         None, description="Glob(s) of files holding more `devices:`, relative to this file"
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    health_interval: Duration = Field(
+        60.0, description="How often counters are published on {prefix}/health (retained)"
+    )
 
     def prefix(self) -> str:
         return self.mqtt.topic_prefix.format(site=self.gateway.site, gateway=self.gateway.id)

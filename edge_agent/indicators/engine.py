@@ -27,6 +27,7 @@ from ..config.indicators import (
     Stats,
     Threshold,
     Trend,
+    Vibration,
 )
 from ..readings import Batch, Quality
 from . import streaming as s
@@ -123,6 +124,81 @@ class DriftWithBaseline:
         self.ewma.restore(orjson.loads(str(state["ewma"])))
 
 
+class WaveformIndicators:
+    """The vibration set (vibration.py) of each waveform that arrives, with the shaft speed
+    from another point of the same device (or a fixed rpm), and zone-change events."""
+
+    def __init__(self, cfg: Vibration) -> None:
+        from .bearing import BearingGeometry  # numpy: loaded only for vibration indicators
+        from .vibration import vibration_indicators
+
+        self.compute = vibration_indicators
+        self.cfg = cfg
+        b = cfg.bearing
+        self.geometry = (
+            BearingGeometry(b.balls, b.ball_diameter, b.pitch_diameter, b.contact_angle)
+            if b
+            else None
+        )
+        iso = cfg.iso10816
+        self.table = iso10816_3_table(iso.group, iso.foundation) if iso else None
+        self.rpm: float | None = (
+            float(cfg.shaft_speed) if isinstance(cfg.shaft_speed, int | float) else None
+        )
+        self.zone: str | None = None
+        self.skipped = 0
+
+    def update(self, t: float, x: Any, good: bool = True) -> s.Output:
+        if not good or not isinstance(x, list | tuple) or len(x) < 64:
+            self.skipped += 1
+            return s.Output({"skipped": self.skipped}, Quality.BAD)
+        import numpy as np
+
+        shaft_hz = self.rpm / 60 if self.rpm and self.rpm > 0 else None
+        try:
+            values: dict[str, s.Value] = dict(
+                self.compute(
+                    np.asarray(x, dtype=float),
+                    self.cfg.sample_rate,
+                    units=self.cfg.units,
+                    shaft_hz=shaft_hz,
+                    bearing=self.geometry if shaft_hz else None,
+                    bands=self.cfg.bands,
+                    iso=self.table,
+                )
+            )
+        except ValueError as err:  # a window the maths refuses (NaN, too short for a band)
+            self.skipped += 1
+            return s.Output({"skipped": self.skipped, "error": str(err)}, Quality.BAD)
+        values["skipped"] = self.skipped
+        events: tuple[s.Event, ...] = ()
+        zone_ = values.get("iso10816_zone")
+        if isinstance(zone_, str):
+            if self.zone is not None and zone_ != self.zone and self.table is not None:
+                limit = _boundary(self.table.boundaries, self.zone, zone_)
+                velocity = values.get("velocity_rms_mm_s")
+                events = (
+                    s.Event(
+                        "zone_changed",
+                        velocity if isinstance(velocity, float) else None,
+                        limit,
+                        t,
+                        f"{self.zone}->{zone_}",
+                    ),
+                )
+            self.zone = zone_
+        # Without the shaft speed the speed-dependent lines are missing: say so.
+        quality = Quality.GOOD if shaft_hz or self.cfg.shaft_speed is None else Quality.UNCERTAIN
+        return s.Output(values, quality, events)
+
+    def state(self) -> s.State:
+        return {"kind": "vibration", "zone": self.zone, "skipped": self.skipped}
+
+    def restore(self, state: Mapping[str, s.StateValue]) -> None:
+        zone_ = state.get("zone")
+        self.zone = zone_ if isinstance(zone_, str) else None
+
+
 def _dumps(state: s.State) -> str:
     return orjson.dumps(state).decode()
 
@@ -149,7 +225,7 @@ def build(cfg: Indicator) -> Evaluator:
         return DriftWithBaseline(cfg)
     if isinstance(cfg, IsoZone):
         return ZoneOfVelocity(cfg)
-    raise ValueError(f"indicator kind {cfg.kind!r} needs a waveform source")
+    return WaveformIndicators(cfg)
 
 
 @dataclass
@@ -168,6 +244,7 @@ class DeviceIndicators:
     slots: list[_Slot]
     interval: float
     restore_errors: list[str] = field(default_factory=list)
+    latest: dict[str, float] = field(default_factory=dict)  # last good number of each point
     _next_publish: float | None = None
 
     @classmethod
@@ -189,12 +266,19 @@ class DeviceIndicators:
     def feed(self, batch: Batch) -> tuple[list[dict[str, Any]] | None, list[dict[str, Any]]]:
         """(the indicator entries to publish now or None, the events of this batch)."""
         readings = {r.point: r for r in batch.readings}
+        for r in batch.readings:
+            if r.quality is Quality.GOOD and isinstance(r.value, int | float):
+                self.latest[r.point] = float(r.value)
         t = batch.ts_ms / 1000
         events: list[dict[str, Any]] = []
         for slot in self.slots:
             r = readings.get(slot.cfg.source)
             if r is None:
                 continue  # not in this batch (another poll group): nothing to feed
+            if isinstance(slot.evaluator, WaveformIndicators) and isinstance(
+                slot.cfg.shaft_speed, str
+            ):
+                slot.evaluator.rpm = self.latest.get(slot.cfg.shaft_speed)
             out = slot.evaluator.update(r.ts_ms / 1000, r.value, r.quality is Quality.GOOD)
             slot.last, slot.last_t = out, r.ts_ms / 1000
             for ev in out.events:

@@ -515,3 +515,33 @@ def test_a_refused_publish_is_dead_lettered_not_retried_forever(
     log = agent.log()
     assert log.count("broker refused a publish") == 1  # once per topic
     assert not telemetry(sub, "pump-102")
+
+
+def test_health_counters_are_published(
+    tmp_path: Path,
+    broker: Broker,
+    modbus_sim: SimThread,
+    agent_factory: AgentFactory,
+    subscriber_factory: SubscriberFactory,
+) -> None:
+    sub = subscriber_factory(broker.url, f"{PREFIX}/health")
+    with CuttableProxy(broker.port) as link:
+        config = write_config(
+            tmp_path / "a.yaml", link.url, [pump(modbus_sim.port)], health_interval="1s"
+        )
+        agent = agent_factory(config)
+        sub.wait_for(lambda msgs: len(msgs) >= 1)
+        link.cut()
+        agent.wait_log("MQTT: disconnected")
+        time.sleep(1)  # a backlog builds up
+        link.restore()
+        sub.wait_for(lambda msgs: msgs[-1].json()["mqtt"]["replayed"] > 0, timeout=15)
+        assert agent.terminate() == 0
+    health = sub.messages[-1].json()
+    device = health["devices"]["pump-101"]
+    assert device["available"] is True
+    assert device["polls"] > 5
+    assert device["bad_readings"] == 0
+    assert health["mqtt"]["connects"] >= 2
+    assert health["buffer"]["dropped"] == 0
+    assert health["buffer"]["in_memory"] is False

@@ -203,6 +203,31 @@ async def test_values_types_statuses_and_waveform() -> None:
     assert envelope[at_bpfo] > 5 * healthy_envelope[at_bpfo - 1 : at_bpfo + 2].max()
 
 
+async def test_bearing_fault_develops_over_simulated_time() -> None:
+    """degrade_after_h=0 at 2 simulated hours a second: the fault grows between reads."""
+    bpfo = BPFO_ORDER * SHAFT_HZ
+
+    async def sample(client: Client) -> tuple[float, float, float]:
+        wave = np.asarray(await node(client, "Motor7.Vibration.Waveform").read_value())
+        freqs = np.fft.rfftfreq(len(wave), 1.0 / SAMPLE_RATE_HZ)
+        envelope = envelope_spectrum(wave, (2000.0, 4000.0))
+        at_bpfo = envelope[np.argmin(abs(freqs - bpfo))]
+        rms = float(np.sqrt(np.mean(wave**2)))
+        return rms, float(at_bpfo), await node(client, "Motor7.BearingTemp").read_value()
+
+    sim = OpcUaSimulator(deterministic=True, seed=7, degrade_after_h=0.0, time_scale=7200.0)
+    async with sim, connected(sim.endpoint) as client:
+        rms1, env1, temp1 = await sample(client)
+        await asyncio.sleep(2.5)
+        rms2, env2, temp2 = await sample(client)
+        assert sim.fault_hours is not None
+        assert sim.fault_hours > 4.0
+        assert sim.current_severity > 0.0
+    assert rms2 > rms1
+    assert env2 > env1
+    assert temp2 > temp1 > 61.3
+
+
 async def test_subscription_receives_changes() -> None:
     received: dict[str, list[Any]] = {"Motor7.Speed": [], "Motor7.Vibration.Waveform": []}
     enough = asyncio.Event()

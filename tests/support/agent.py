@@ -35,17 +35,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class SimThread:
-    """A ModbusSimulator served by an event loop in a background thread."""
+    """A simulator (Modbus by default) served by an event loop in a background thread."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, factory: Callable[..., Any] = ModbusSimulator, **kwargs: Any) -> None:
         kwargs.setdefault("deterministic", True)
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, daemon=True, name="modbus-sim"
-        )
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="sim")
         self._thread.start()
-        self.sim: ModbusSimulator = self.call(lambda: ModbusSimulator(**kwargs))
-        self.run(self.sim.start())
+        self.sim: Any = self.call(lambda: factory(**kwargs))
+        self.run(self.sim.start(), timeout=30)
 
     @property
     def port(self) -> int:

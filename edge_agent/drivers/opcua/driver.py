@@ -1,0 +1,513 @@
+"""OPC UA I/O shell around convert.py and security.py. asyncua errors are translated here.
+
+connect() opens one session (security, user), resolves every point's node once, and creates
+one subscription for the points in mode subscribe. poll() sends one Read request for the
+points in mode poll and returns, after those readings, every data change the subscription
+delivered since the last poll, in the server's order and with its source timestamps.
+
+A point whose node is missing or unreadable does not fail the device: it is reported once
+(`problems`, a warning) and read as bad on every poll. A dead session (socket closed, the
+keepalive probe unanswered, the subscription timed out on the server) makes poll() raise
+DeviceUnavailable: the runner backs off and calls connect(), which builds a new session and
+a new subscription. asyncua's own reconnection is left off: one owner of retries, the runner.
+Data changes that arrived before the session died but after the last poll are kept and
+returned by the first poll after the reconnect (they happened; their timestamps say when).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import socket
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+from asyncua import Client, ua
+from asyncua.client.ua_client import UaClientState
+from asyncua.common.subscription import (
+    DataChangeEvent,
+    OverflowPolicy,
+    StatusChangeEvent,
+    Subscription,
+)
+from asyncua.observer import Observer
+
+from ...config.opcua import OpcUaDevice, OpcUaPoint
+from ...readings import Quality, Reading, now_ms
+from ..base import DeviceTimeout, DeviceUnavailable, DriverError
+from .convert import convert, deadband_filter, parse_node, relative_path, status_name
+from .security import SecurityRejected, apply_security
+
+log = logging.getLogger(__name__)
+
+_OWN_CERT_REFUSED = {
+    "BadSecurityChecksFailed",
+    "BadCertificateUntrusted",
+    "BadCertificateInvalid",
+    "BadCertificateUriInvalid",
+    "BadCertificateTimeInvalid",
+    "BadCertificateRevoked",
+    "BadCertificateUseNotAllowed",
+    "BadSecurityPolicyRejected",
+}
+_USER_REFUSED = {"BadUserAccessDenied", "BadIdentityTokenRejected", "BadIdentityTokenInvalid"}
+_LIMITS = (  # Server.ServerCapabilities.OperationLimits: 0 or absent means no limit
+    ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead,
+    ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall,
+)
+_CURRENT_READ = int(ua.AccessLevelType.CurrentRead)
+
+
+@contextmanager
+def translate_errors(device: OpcUaDevice, action: str) -> Iterator[None]:
+    """asyncua / OS errors -> the base.py tree, in one place, messages naming the device."""
+    where = f"{device.endpoint}: {action}"  # the runner's log line names the device
+    try:
+        yield
+    except DriverError:
+        raise
+    except TimeoutError as err:
+        raise DeviceTimeout(f"{where}: no answer within {device.timeout:g} s") from err
+    except ua.UaStatusCodeError as err:
+        name = status_name(err.code)
+        if name in _OWN_CERT_REFUSED:
+            cert = device.security.certificate
+            raise SecurityRejected(
+                f"{where}: the server refused this gateway's certificate ({name}): trust "
+                f"{cert or 'it'} on the server (put it in the server's trusted certificates)"
+            ) from err
+        if name in _USER_REFUSED:
+            who = f"user '{device.username}'" if device.username else "anonymous login"
+            raise SecurityRejected(f"{where}: the server refused {who} ({name})") from err
+        raise DeviceUnavailable(f"{where}: {name}") from err
+    except (ConnectionError, OSError) as err:
+        raise DeviceUnavailable(f"{where}: {err or type(err).__name__}") from err
+    except ua.UaError as err:  # malformed answers, a certificate that changed mid-connect
+        raise DeviceUnavailable(f"{where}: {err}") from err
+
+
+def new_client(device: OpcUaDevice) -> Client:
+    """An unconnected asyncua Client for `device`: timeouts, keepalive, user."""
+    client = Client(
+        device.endpoint,
+        timeout=device.timeout,
+        # the supervisor probes the server every interval with a read that times out after
+        # the same interval: a dead server is noticed within `keepalive`
+        watchdog_intervall=max(device.keepalive / 2, 0.05),
+        auto_reconnect=False,
+    )
+    client.name = client.description = f"edge-agent {device.name}"
+    client.application_uri = f"urn:{socket.gethostname()}:edge-agent"  # security: from the cert
+    # the server forgets our session (and its subscription) this long after we vanish
+    client.session_timeout = max(60_000, int(device.keepalive * 4_000))
+    if device.username:
+        client.set_user(device.username)
+    if device.password is not None:
+        client.set_password(device.password.get_secret_value())
+    return client
+
+
+async def open_session(client: Client, device: OpcUaDevice) -> None:
+    """Security (pinning a trusted server certificate), then the session, within timeouts."""
+    with translate_errors(device, "connect"):
+        async with asyncio.timeout(device.timeout):
+            await apply_security(client, device.security, device.endpoint)
+        async with asyncio.timeout(device.timeout):
+            await client.connect()
+
+
+async def shutdown(client: Client, timeout: float, *, orderly: bool = True) -> None:
+    """Close the session (the server deletes its subscription), the channel and the socket,
+    if the session is alive and `orderly`; then stop asyncua's background tasks and drop the
+    socket, which asyncua leaves open when it gave the session up itself. Never raises but
+    for cancellation.
+    """
+    try:
+        if orderly and client.state is UaClientState.CONNECTED:
+            async with asyncio.timeout(timeout):
+                await client.disconnect()
+    except Exception as err:  # a dead or hung peer: nothing more to tell it
+        log.debug("closing %s: %r", client, err)
+    finally:
+        await _abandon(client)
+
+
+async def _abandon(client: Client) -> None:
+    """Without a word to the server. asyncua has no public call for this: its own close path
+    sends CloseSession first, which waits `timeout` for a hung server and logs warnings."""
+    client.uaclient.request_disconnect()  # asyncua's loops stop at their next turn
+    names = ("_supervisor_task", "_stale_watchdog_task", "_renew_channel_task")
+    tasks = [getattr(client, name, None) for name in names]
+    tasks.append(getattr(client.uaclient.session, "_publish_task", None))
+    pending = [t for t in tasks if isinstance(t, asyncio.Task) and not t.done()]
+    for task in pending:
+        task.cancel()
+    protocol = client.uaclient.protocol
+    if protocol is not None and protocol.transport is not None:
+        protocol.transport.close()
+    client.disconnect_socket()
+    await asyncio.gather(*pending, return_exceptions=True)
+
+
+class _Watch(Observer):
+    """Hears asyncua's connection state change the moment the socket closes."""
+
+    def __init__(self, client: Client, lost: Callable[[str], None]) -> None:
+        super().__init__()
+        self.client = client
+        self.lost = lost
+
+    def observe_request(self, request: Any) -> AbstractContextManager[None]:
+        return nullcontext()  # no per-request timing: the runner measures polls
+
+    def on_state_change(self, state: UaClientState) -> None:
+        if state is UaClientState.DISCONNECTED:
+            self.lost("connection closed")
+            # Stop the publish loop before it wakes to its failed request: it would log an
+            # error with a traceback once a second until the session is closed.
+            publisher = self.client.uaclient.session._publish_task
+            if publisher is not None and not publisher.done():
+                publisher.cancel()
+
+
+def _value(dv: ua.DataValue) -> Any:
+    """The value of a good DataValue, else None."""
+    if dv.StatusCode is not None and not dv.StatusCode.is_good():
+        return None
+    return dv.Value.Value if dv.Value is not None else None
+
+
+@dataclass(slots=True)
+class _Resolved:
+    point: OpcUaPoint
+    node: ua.NodeId | None = None
+    error: str | None = None  # a status name: the point reads bad with it on every poll
+    why: str = ""  # for the operator, when the status name does not say it all
+
+
+class OpcUaDriver:
+    """Reads one OPC UA server. Holds one session; the runner decides when to poll."""
+
+    def __init__(self, device: OpcUaDevice, *, keep_raw: bool = False) -> None:
+        self.device = device
+        self.keep_raw = keep_raw
+        self.problems: list[str] = []  # points that resolve to no readable node, as text
+        self.requests = 0  # Read requests sent: for statistics and tests
+        self.dropped = 0  # data changes lost because nobody polled for too long
+        self._client: Client | None = None
+        self._subscription: Subscription | None = None
+        self._consumer: asyncio.Task[None] | None = None
+        self._polled: list[tuple[str, ua.ReadValueId]] = []
+        self._failed: list[tuple[str, str]] = []
+        self._subscribed = 0
+        self._handles: dict[int, str] = {}
+        self._changes: deque[Reading] = deque()
+        self._max_changes = max(10_000, 100 * len(device.points))
+        self._max_read = 0  # the server's OperationLimits (0: none)
+        self._max_items = 0
+        self._lost: str | None = None
+        self._reported: set[str] = set()
+
+    def describe(self) -> str:
+        dev, sec = self.device, self.device.security
+        security = "no security" if sec.mode == "None" else f"{sec.policy}/{sec.mode}"
+        if self._client is None and not self._subscribed and not self._polled:
+            subs = sum(1 for p in dev.points if p.mode == "subscribe")
+            return (
+                f"opcua {dev.endpoint} ({security}): {subs} subscribed, "
+                f"{len(dev.points) - subs} polled points"
+            )
+        text = (
+            f"opcua {dev.endpoint} ({security}): {self._subscribed} subscribed, "
+            f"{len(self._polled)} polled points"
+        )
+        return text + (f", {len(self._failed)} unavailable" if self._failed else "")
+
+    async def connect(self) -> None:
+        await self.close()
+        dev = self.device
+        client = new_client(dev)
+        self._client = client
+        self._lost = None
+        try:
+            await open_session(client, dev)
+            # watch only the session: the endpoint query before it opens and closes a socket
+            client.connection_lost_callback = self._lost_callback(client)
+            client.uaclient.observer = _Watch(client, self._mark_lost(client))
+            with translate_errors(dev, "resolving the points"):
+                resolved = await self._resolve(client)
+            with translate_errors(dev, "creating the subscription"):
+                await self._subscribe(client, [r for r in resolved if r.error is None])
+        except BaseException as failure:
+            if isinstance(failure, DeviceTimeout):
+                self._lost = str(failure)  # a hung server is not asked to close the session
+            await self.close()
+            raise
+        self._plan(resolved)
+
+    def _mark_lost(self, client: Client) -> Callable[[str], None]:
+        def lost(reason: str) -> None:
+            if self._client is client and self._lost is None:
+                self._lost = reason
+
+        return lost
+
+    def _lost_callback(self, client: Client) -> Callable[[Exception], Any]:
+        mark = self._mark_lost(client)
+
+        async def lost(err: Exception) -> None:  # asyncua's supervisor: the probe failed
+            mark(f"keepalive failed: {err or type(err).__name__}")
+
+        return lost
+
+    async def close(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        client, self._client = self._client, None
+        self._subscription = None
+        if consumer is not None:
+            consumer.cancel()
+            await asyncio.gather(consumer, return_exceptions=True)
+        if client is not None:  # a session that failed a request is not asked to close
+            await shutdown(client, self.device.timeout, orderly=self._lost is None)
+
+    async def poll(self) -> list[Reading]:
+        client = self._client
+        if client is None:
+            raise DeviceUnavailable("not connected")
+        self._check_alive(client)
+        out: list[Reading] = []
+        if self._polled:
+            try:
+                with translate_errors(self.device, "read"):
+                    values = await self._read(client, [rv for _, rv in self._polled])
+            except DeviceUnavailable as failure:
+                self._lost = self._lost or str(failure)
+                raise
+            now = now_ms()
+            raw = self.keep_raw
+            for (name, _), dv in zip(self._polled, values, strict=True):
+                value, quality, err, ts = convert(dv, now)
+                status = (dv.StatusCode.value if dv.StatusCode else 0,) if raw else None
+                out.append(Reading(name, value, quality, ts, err, status))
+        if self._failed:
+            ts = now_ms()
+            out.extend(Reading(name, None, Quality.BAD, ts, err) for name, err in self._failed)
+        changes = self._changes
+        while changes:
+            out.append(changes.popleft())
+        return out
+
+    def _check_alive(self, client: Client) -> None:
+        reason = self._lost
+        if reason is None and client.state is not UaClientState.CONNECTED:
+            reason = f"session {client.state.value}"
+        if reason is None and self._consumer is not None and self._consumer.done():
+            reason = "subscription ended"
+        if reason is not None:
+            raise DeviceUnavailable(f"{self.device.endpoint}: {reason}")
+
+    async def _read(self, client: Client, nodes: Sequence[ua.ReadValueId]) -> list[ua.DataValue]:
+        step = self._max_read or len(nodes)
+        out: list[ua.DataValue] = []
+        for i in range(0, len(nodes), step):
+            params = ua.ReadParameters(
+                MaxAge=0,
+                TimestampsToReturn=ua.TimestampsToReturn.Both,
+                NodesToRead=list(nodes[i : i + step]),
+            )
+            self.requests += 1
+            out.extend(await client.uaclient.read(params))
+        if len(out) != len(nodes):
+            raise ua.UaError(f"asked for {len(nodes)} values, got {len(out)}")
+        return out
+
+    # -- connect: resolve nodes, create the subscription ----------------------------------
+
+    async def _resolve(self, client: Client) -> list[_Resolved]:
+        """Node ids and browse paths -> NodeIds, checked readable: four requests at most."""
+        points = [_Resolved(p) for p in self.device.points]
+        namespaces: list[str] | None = None
+        by_path: list[_Resolved] = []
+        for r in points:
+            if r.point.browse_path is not None:
+                by_path.append(r)
+                continue
+            try:
+                node = parse_node(r.point.node or "")
+            except ValueError:
+                r.error = "BadNodeIdInvalid"
+                continue
+            if isinstance(node, ua.ExpandedNodeId) and node.NamespaceUri:
+                if namespaces is None:
+                    namespaces = await client.get_namespace_array()
+                if node.NamespaceUri not in namespaces:
+                    r.error = "BadNodeIdUnknown"
+                    r.why = f"namespace {node.NamespaceUri} is not on the server"
+                    continue
+                ns = namespaces.index(node.NamespaceUri)
+                node = ua.NodeId(node.Identifier, ns, node.NodeIdType)
+            r.node = node
+        if by_path:
+            root = ua.NodeId(ua.ObjectIds.RootFolder)
+            results = await client.uaclient.translate_browsepaths_to_nodeids(
+                [ua.BrowsePath(root, relative_path(r.point.browse_path or "")) for r in by_path]
+            )
+            for r, res in zip(by_path, results, strict=True):
+                if not res.StatusCode.is_good():
+                    r.error = status_name(res.StatusCode.value)
+                    continue
+                if not res.Targets:
+                    r.error = "BadNoMatch"
+                    continue
+                t = res.Targets[0].TargetId
+                r.node = ua.NodeId(t.Identifier, t.NamespaceIndex, t.NodeIdType)
+        await self._check_readable(client, [r for r in points if r.error is None])
+        await self._check_eu_range(client, points)
+        return points
+
+    async def _check_readable(self, client: Client, points: list[_Resolved]) -> None:
+        ids = [ua.ReadValueId(r.node, ua.AttributeIds.UserAccessLevel) for r in points]
+        ids += [ua.ReadValueId(ua.NodeId(i), ua.AttributeIds.Value) for i in _LIMITS]
+        self.requests += 1
+        values = await client.uaclient.read(ua.ReadParameters(NodesToRead=ids))
+        for r, dv in zip(points, values, strict=False):
+            code = dv.StatusCode.value if dv.StatusCode else 0
+            if code & 0x8000_0000:
+                r.error = status_name(code)
+            elif not int(_value(dv) or 0) & _CURRENT_READ:
+                r.error = "BadNotReadable"
+        limits = [int(_value(dv) or 0) for dv in values[len(points) :]]
+        self._max_read, self._max_items = [*limits, 0, 0][:2]
+
+    async def _check_eu_range(self, client: Client, points: list[_Resolved]) -> None:
+        """A percent deadband is a percentage of the node's EURange: without one, the server
+        would refuse the item (or, some servers, silently ignore the deadband)."""
+        percent = [r for r in points if r.error is None and isinstance(r.point.deadband, str)]
+        if not percent:
+            return
+        path = ua.RelativePath(
+            Elements=[
+                ua.RelativePathElement(
+                    ReferenceTypeId=ua.NodeId(ua.ObjectIds.HasProperty),
+                    IsInverse=False,  # asyncua's default is True
+                    IncludeSubtypes=True,
+                    TargetName=ua.QualifiedName("EURange", 0),
+                )
+            ]
+        )
+        results = await client.uaclient.translate_browsepaths_to_nodeids(
+            [ua.BrowsePath(r.node, path) for r in percent]
+        )
+        for r, res in zip(percent, results, strict=True):
+            if not res.StatusCode.is_good() or not res.Targets:
+                r.error = "BadDeadbandFilterInvalid"
+                r.why = (
+                    "a percent deadband needs an EURange property on the node: "
+                    "give an absolute deadband instead"
+                )
+
+    async def _subscribe(self, client: Client, points: list[_Resolved]) -> None:
+        dev = self.device
+        wanted = [r for r in points if r.point.mode == "subscribe"]
+        self._handles = {}
+        if not wanted:
+            return
+        interval = dev.poll_interval * 1000
+        keepalive = max(1, math.ceil(dev.keepalive * 1000 / interval))
+        params = ua.CreateSubscriptionParameters(
+            RequestedPublishingInterval=interval,
+            RequestedLifetimeCount=keepalive * 6,  # the spec asks for at least 3x keepalive
+            RequestedMaxKeepAliveCount=keepalive,
+            MaxNotificationsPerPublish=0,
+            PublishingEnabled=True,
+        )
+        sub = await client.create_subscription(
+            params, None, queue_maxsize=self._max_changes, overflow=OverflowPolicy.DROP_OLDEST
+        )
+        self._subscription = sub
+        self._consumer = asyncio.create_task(self._consume(sub), name=f"opcua {dev.name}")
+        requests = []
+        for handle, r in enumerate(wanted, start=1):
+            p = r.point
+            sampling = (p.sampling_interval or dev.poll_interval) * 1000
+            mparams = ua.MonitoringParameters(
+                ClientHandle=handle,
+                SamplingInterval=sampling,
+                QueueSize=p.queue_size,
+                DiscardOldest=True,
+            )
+            flt = deadband_filter(p.deadband)
+            if flt is not None:
+                mparams.Filter = flt
+            requests.append(
+                ua.MonitoredItemCreateRequest(
+                    ItemToMonitor=ua.ReadValueId(r.node, ua.AttributeIds.Value),
+                    MonitoringMode=ua.MonitoringMode.Reporting,
+                    RequestedParameters=mparams,
+                )
+            )
+            self._handles[handle] = p.name
+        step = self._max_items or len(requests)
+        results = []
+        for i in range(0, len(requests), step):
+            results += await sub.create_monitored_items(requests[i : i + step])
+        for r, result in zip(wanted, results, strict=True):
+            if isinstance(result, ua.StatusCode):
+                r.error = status_name(result.value)
+                r.why = "the server refused to monitor it"
+
+    def _plan(self, resolved: list[_Resolved]) -> None:
+        self._polled = [
+            (r.point.name, ua.ReadValueId(r.node, ua.AttributeIds.Value))
+            for r in resolved
+            if r.error is None and r.point.mode == "poll"
+        ]
+        self._failed = [(r.point.name, r.error) for r in resolved if r.error]
+        self._subscribed = sum(
+            1 for r in resolved if r.error is None and r.point.mode == "subscribe"
+        )
+        self._report(resolved)
+
+    def _report(self, resolved: list[_Resolved]) -> None:
+        """`problems` in config order; each logged once, not again at every reconnect."""
+        self.problems = []
+        for r in resolved:
+            if r.error is None:
+                continue
+            address = r.point.node or r.point.browse_path
+            text = f"point '{r.point.name}' ({address}): {r.error}"
+            self.problems.append(f"{text}: {r.why}" if r.why else text)
+        for text in self.problems:
+            if text not in self._reported:
+                self._reported.add(text)
+                log.warning("%s: %s; it reads as bad until fixed", self.device.name, text)
+
+    # -- the subscription's notifications --------------------------------------------------
+
+    async def _consume(self, sub: Subscription) -> None:
+        """Move notifications from asyncua's queue into ours as Readings, in order."""
+        handles, changes, raw = self._handles, self._changes, self.keep_raw
+        async for event in sub:
+            if isinstance(event, DataChangeEvent):
+                item = event.data.monitored_item
+                name = handles.get(item.ClientHandle)
+                if name is None:
+                    continue
+                try:
+                    value, quality, err, ts = convert(item.Value, now_ms())
+                except Exception:  # a bug in convert must not end the subscription
+                    log.exception("%s: cannot convert %r", self.device.name, item.Value)
+                    value, quality, err, ts = None, Quality.BAD, "decode_error", now_ms()
+                status = (item.Value.StatusCode.value if item.Value.StatusCode else 0,)
+                if len(changes) >= self._max_changes:
+                    changes.popleft()
+                    self.dropped += 1
+                changes.append(Reading(name, value, quality, ts, err, status if raw else None))
+            elif isinstance(event, StatusChangeEvent):
+                # BadTimeout (the server dropped it), GoodSubscriptionTransferred (another
+                # session took it), BadShutdown (asyncua saw the connection go): no more data
+                self._lost = f"subscription ended ({status_name(event.notification.Status.value)})"

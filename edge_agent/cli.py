@@ -183,7 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.set_defaults(fn=cmd_browse)
     p = sub.add_parser("certs", help="make this gateway's OPC UA client certificate and key")
     p.add_argument("kind", choices=["opcua"])
-    p.add_argument("--out", required=True, help="directory for edge-agent-cert.der and edge-agent-key.pem")
+    p.add_argument(
+        "--out", required=True, help="directory for edge-agent-cert.der and edge-agent-key.pem"
+    )
     p.add_argument("--uri", help="application URI (default urn:HOSTNAME:edge-agent)")
     p.add_argument("--hostname", help="host name in the certificate (default: this host's)")
     p.set_defaults(fn=cmd_certs)

@@ -3,6 +3,7 @@ as a JSON list, and vibration indicators computed on it, at a real subscriber.""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -111,4 +112,61 @@ def test_opcua_machine_end_to_end(
     assert values["iso10816_zone"] in ("A", "B", "C", "D")
     # The simulator's outer-race defect shows in the envelope at BPFO, not at BPFI.
     assert values["bpfo_amp"] > 2 * values["bpfi_amp"]
+    assert agent.terminate() == 0
+
+
+def test_server_restart_resumes_subscriptions_without_an_agent_restart(
+    tmp_path: Path,
+    broker: Broker,
+    sim_factory: Callable[..., SimThread],
+    agent_factory: Callable[..., AgentProcess],
+    subscriber_factory: Callable[..., Subscriber],
+) -> None:
+    sim = sim_factory(factory=OpcUaSimulator, deterministic=True)
+    sub = subscriber_factory(broker.url, f"{PREFIX}/motor-7/telemetry")
+    device = {
+        "name": "motor-7",
+        "protocol": "opcua",
+        "endpoint": sim.sim.endpoint,
+        "poll_interval": "200ms",
+        "timeout": "1s",
+        "keepalive": "1s",
+        "reconnect_delay": "200ms",
+        "reconnect_delay_max": "500ms",
+        "points": [
+            {
+                "name": "bearing_temp",
+                "node": "ns=2;s=Motor7.BearingTemp",
+                "mode": "subscribe",
+                "sampling_interval": "100ms",
+            }
+        ],
+    }
+    agent = agent_factory(write_config(tmp_path / "a.yaml", broker.url, [device]))
+
+    def qualities() -> list[str]:
+        return [r["q"] for m in payloads(sub, "telemetry") for r in m["readings"]]
+
+    sub.wait_for(lambda _: "good" in qualities(), timeout=20)
+    sim.stop()
+    sub.wait_for(lambda _: qualities()[-1] == "bad", timeout=10)  # noticed, reported as bad
+    sub.clear()
+    sim.restart()
+    restarted = time.monotonic()
+    # Values change on the server after the restart: the new subscription must deliver them.
+    sim.call(lambda: sim.sim.set_value("BearingTemp", 70.5))
+    sub.wait_for(
+        lambda _: any(
+            r["q"] == "good" and r["v"] == 70.5
+            for m in payloads(sub, "telemetry")
+            for r in m["readings"]
+        ),
+        timeout=20,
+    )
+    took = time.monotonic() - restarted
+    assert took < 2 * 1.0 + 0.5 + 3.0  # 2 x keepalive + the longest backoff, and margin
+    assert agent.proc.poll() is None
+    log = agent.log()
+    assert log.count("motor-7: unavailable") == 1
+    assert "motor-7: available again after" in log
     assert agent.terminate() == 0

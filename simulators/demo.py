@@ -1,18 +1,23 @@
 """The demo: ``./scripts/demo`` (or ``python -m simulators.demo``).
 
-Starts three child processes on free ports of 127.0.0.1 and shows the agent's telemetry
+Starts four child processes on free ports of 127.0.0.1 and shows the agent's telemetry
 as a live table until Ctrl-C:
 
-1. the Modbus pump simulator (``python -m simulators modbus --port 0``, values moving);
+1. the Modbus pump simulator (``python -m simulators modbus --port 0``, values moving) and
+   the OPC UA motor simulator (``python -m simulators opcua --port 0``, values moving too;
+   it needs asyncua, a project dependency);
 2. an MQTT broker: ``mosquitto`` with a generated config when it is installed, else (or
    with ``--embedded-broker``) amqtt, a pure-Python broker, run by this module in a child
    interpreter (``--serve-amqtt PORT``); amqtt speaks MQTT 3.1.1 only, so the agent and
    the viewer are told to use that;
 3. the agent itself: ``python -m edge_agent run config/demo.yaml`` with the DEMO_* variables
-   pointing it at the two, and its buffer and log in a temp dir.
+   pointing it at the simulators and the broker, and its buffer and log in a temp dir.
 
 This process subscribes to ``maintenance4/demo/#`` with paho-mqtt and redraws a table a few
-times a second (plain snapshots every few seconds when stdout is not a terminal).
+times a second (plain snapshots every few seconds when stdout is not a terminal).  Array
+values (motor-7's vibration waveform) are shown as a count and an RMS; a device with
+indicators gets a line summing up its latest ``indicators`` message and one with its last
+``events`` entry.
 
 The children run in sessions of their own, so a Ctrl-C reaches only this process, which
 then stops them in order (agent first, so it can say "offline" while the broker is still
@@ -30,6 +35,7 @@ import functools
 import importlib.util
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -70,6 +76,7 @@ EXTRA_BIN_DIRS = ("/usr/sbin", "/usr/local/sbin")
 
 _LOG_DATE = re.compile(r"^\d{4}-\d\d-\d\d ")
 _SIM_READY = re.compile(r"READY modbus (\S+):(\d+)")
+_OPCUA_READY = re.compile(r"READY opcua opc\.tcp://[^\s:/]+:(\d+)")
 _MOSQUITTO_READY = re.compile(r"mosquitto version \S+ running")
 _AMQTT_READY = "READY amqtt"
 _PORT_IN_USE = re.compile(r"address already in use", re.IGNORECASE)
@@ -305,6 +312,8 @@ class DeviceState:
     points: dict[str, PointState] = field(default_factory=dict)
     seq: int | None = None
     seq_gaps: int = 0  # messages whose seq was not the previous one + 1
+    indicators: list[dict[str, Any]] = field(default_factory=list)  # the latest message's
+    last_event: dict[str, Any] | None = None
 
     def point(self, name: str) -> PointState:
         return self.points.setdefault(name, PointState())
@@ -346,6 +355,17 @@ class Board:
             self._apply_meta(self.device(parts[4]), doc)
         elif len(parts) == 5 and parts[4] == "telemetry":
             self._apply_telemetry(self.device(str(doc.get("device", parts[3]))), doc)
+        elif len(parts) == 5 and parts[4] == "indicators":
+            items = doc["indicators"]
+            if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+                raise ValueError("indicators is not a list of objects")
+            self.device(str(doc.get("device", parts[3]))).indicators = items
+        elif len(parts) == 5 and parts[4] == "events":
+            events = doc["events"]
+            if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+                raise ValueError("events is not a list of objects")
+            if events:
+                self.device(str(doc.get("device", parts[3]))).last_event = events[-1]
 
     @staticmethod
     def _apply_meta(dev: DeviceState, doc: dict[str, Any]) -> None:
@@ -398,6 +418,8 @@ def compose(segments: Sequence[Segment], width: int | None, color: bool) -> str:
 def format_value(value: Any) -> str:
     if value is None:
         return "—"
+    if isinstance(value, list):
+        return format_array(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
@@ -407,6 +429,65 @@ def format_value(value: Any) -> str:
     if isinstance(value, int | str):
         return str(value)
     return json.dumps(value, separators=(",", ":"))
+
+
+def format_array(values: list[Any]) -> str:
+    """An array reading (a waveform) in a few characters: its length and its RMS."""
+    numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    if not values or len(numbers) != len(values):
+        return f"[{len(values)} values]"
+    rms = math.sqrt(math.fsum(v * v for v in numbers) / len(numbers))
+    return f"[{len(values)} values, rms {rms:.3g}]"
+
+
+def _number(value: Any, digits: int = 2) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "—" if value is None else str(value)
+    return f"{value:.{digits}f}"
+
+
+def summarize_indicator(item: dict[str, Any]) -> str:
+    """One indicator of an ``indicators`` message in a few words: 3-4 of its values."""
+    name = str(item.get("name", "?"))
+    values = item.get("values")
+    if not isinstance(values, dict):
+        values = {}
+    kind = item.get("kind")
+    parts: list[str] = []
+    if kind == "vibration":
+        if "velocity_rms_mm_s" in values:
+            zone = values.get("iso10816_zone", values.get("zone"))
+            zone_text = f" zone {zone}" if zone is not None else ""
+            parts.append(f"velocity {_number(values['velocity_rms_mm_s'], 1)} mm/s{zone_text}")
+        if "kurtosis" in values:
+            parts.append(f"kurtosis {_number(values['kurtosis'], 1)}")
+        if "bpfo_ratio" in values:
+            parts.append(f"bpfo ratio {_number(values['bpfo_ratio'], 1)}")
+        elif "bpfo_amp" in values:
+            parts.append(f"bpfo {_number(values['bpfo_amp'], 2)}")
+    elif kind == "threshold" and "active" in values:
+        parts.append("ALARM" if values["active"] else "ok")
+    if not parts:  # another kind: its first few values
+        parts = [
+            f"{key} {_number(value)}"
+            for key, value in list(values.items())[:3]
+            if not isinstance(value, list | dict)
+        ]
+    quality = item.get("q")
+    if quality not in (None, "good"):
+        parts.append(f"({quality})")
+    return f"{name}: {', '.join(parts) or '—'}"
+
+
+def summarize_event(event: dict[str, Any]) -> str:
+    words = [str(event.get("event", "?")), str(event.get("indicator", ""))]
+    if "value" in event:
+        words.append(_number(event["value"]))
+    if "limit" in event:
+        words.append(f"(limit {_number(event['limit'])})")
+    if event.get("detail"):
+        words.append(str(event["detail"]))
+    return " ".join(w for w in words if w)
 
 
 def format_age(seconds: float) -> str:
@@ -506,6 +587,11 @@ def _render_device(dev: DeviceState, now_ms: int) -> list[list[Segment]]:
         if point.err:
             row.append((f"  {point.err}", style))
         lines.append(row)
+    if dev.indicators:
+        summary = " · ".join(summarize_indicator(item) for item in dev.indicators)
+        lines.append([("  indicators  ", "dim"), (summary, "")])
+    if dev.last_event is not None:
+        lines.append([("  last event  ", "dim"), (summarize_event(dev.last_event), "warn")])
     return lines
 
 
@@ -641,6 +727,7 @@ class Demo:
         self.broker_kind = ""
         self.broker_port = 0
         self.modbus_port = 0
+        self.opcua_port = 0
         self.log_offset = 0  # how much of the agent's log the plain snapshots have shown
         self.died = False  # a child died: keep its message on screen, no last frame
         tty = sys.stdout.isatty()
@@ -663,7 +750,7 @@ class Demo:
         say(f"work dir {self.workdir}")
         code = 0
         try:
-            self.start_simulator()
+            self.start_simulators()
             self.start_broker()
             self.viewer = Viewer(self.board, self.broker_port, self.broker_kind == "amqtt")
             self.viewer.start(self.stopping)
@@ -710,19 +797,28 @@ class Demo:
                 raise DemoError(f"the {child.name} did not {what} within {timeout:g} s", child)
             time.sleep(TICK)
 
-    def start_simulator(self) -> None:
+    def start_simulators(self) -> None:
+        """Both simulators at once (each takes a few seconds), then wait for their READY."""
         argv = [sys.executable, "-m", "simulators", "modbus", "--host", HOST, "--port", "0"]
         sim = self.spawn("Modbus simulator", argv, "simulator.log")
+        argv = [sys.executable, "-m", "simulators", "opcua", "--host", HOST, "--port", "0"]
+        opcua = self.spawn("OPC UA simulator", argv, "opcua-simulator.log")
+        self.modbus_port = self._wait_for_ready(sim, _SIM_READY, 2)
+        say(f"Modbus simulator (pid {sim.pid}) ready on {HOST}:{self.modbus_port}")
+        self.opcua_port = self._wait_for_ready(opcua, _OPCUA_READY, 1)
+        say(f"OPC UA simulator (pid {opcua.pid}) ready on {HOST}:{self.opcua_port}")
+
+    def _wait_for_ready(self, sim: Child, ready: re.Pattern[str], group: int) -> int:
+        """Wait for the simulator's READY line; the port it gives."""
         self.wait_until(
             sim,
             "print its READY line",
-            lambda: _SIM_READY.search(sim.log_text()) is not None,
+            lambda: ready.search(sim.log_text()) is not None,
             SIMULATOR_START_TIMEOUT,
         )
-        match = _SIM_READY.search(sim.log_text())
+        match = ready.search(sim.log_text())
         assert match is not None
-        self.modbus_port = int(match.group(2))
-        say(f"Modbus simulator (pid {sim.pid}) ready on {HOST}:{self.modbus_port}")
+        return int(match.group(group))
 
     def start_broker(self) -> None:
         mosquitto = None if self.embedded_broker else find_mosquitto()
@@ -772,6 +868,7 @@ class Demo:
             **os.environ,
             "DEMO_MQTT_PORT": str(self.broker_port),
             "DEMO_MODBUS_PORT": str(self.modbus_port),
+            "DEMO_OPCUA_PORT": str(self.opcua_port),
             "DEMO_DIR": str(self.workdir),
             "DEMO_MQTT_PROTOCOL": "3.1.1" if self.broker_kind == "amqtt" else "5",
             "PYTHONUNBUFFERED": "1",
@@ -902,8 +999,8 @@ async def serve_amqtt(port: int) -> None:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="./scripts/demo",
-        description="Run the pump simulator, an MQTT broker and edge-agent on config/demo.yaml, "
-        "and show the published readings as a live table until Ctrl-C.",
+        description="Run the pump and motor simulators, an MQTT broker and edge-agent on "
+        "config/demo.yaml, and show the published readings as a live table until Ctrl-C.",
     )
     parser.add_argument(
         "--seconds",

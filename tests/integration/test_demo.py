@@ -26,6 +26,9 @@ REPO = Path(__file__).resolve().parents[2]
 CHILD_LINE = re.compile(r"^demo: (.+?) \(pid (\d+)\) (?:ready|started)", re.M)
 WORKDIR_LINE = re.compile(r"^demo: work dir (\S+)", re.M)
 PUMP_101_PRESSURE = re.compile(r"^\s+discharge_pressure\s+(-?\d+\.\d+)\s+bar\s+good\b", re.M)
+MOTOR_7_SPEED = re.compile(r"^\s+speed_rpm\s+(-?\d+\.\d+)\s+rpm\s+good\b", re.M)
+MOTOR_7_WAVEFORM = re.compile(r"^\s+vibration_waveform\s+\[4096 values, rms [\d.]+\]", re.M)
+MOTOR_7_INDICATORS = re.compile(r"^\s+indicators\s+de_bearing: velocity [\d.]+ mm/s", re.M)
 SEQ = re.compile(r"last message seq (\d+)")
 
 HAS_MOSQUITTO = any(
@@ -143,6 +146,11 @@ def pump_101_blocks(output: str) -> list[str]:
     return re.findall(r"^pump-101\b.*?(?=^\s*$)", output, re.M | re.S)
 
 
+def motor_7_blocks(output: str) -> list[str]:
+    """The motor-7 (OPC UA) section of every snapshot."""
+    return re.findall(r"^motor-7\b.*?(?=^\s*$)", output, re.M | re.S)
+
+
 def assert_live_and_clean(run: DemoRun, code: int) -> None:
     out = run.output
     assert code == 0, out
@@ -151,10 +159,16 @@ def assert_live_and_clean(run: DemoRun, code: int) -> None:
     assert all(PUMP_101_PRESSURE.search(block) for block in blocks), out
     # Messages kept coming: pump-101 is polled every second.
     assert max(int(m.group(1)) for b in blocks for m in SEQ.finditer(b)) >= 3, out
+    # The OPC UA motor: a live value, the waveform in short, and (once due) its indicators.
+    motor = motor_7_blocks(out)
+    assert any(MOTOR_7_SPEED.search(block) for block in motor), out
+    assert any(MOTOR_7_WAVEFORM.search(block) for block in motor), out
+    assert any(MOTOR_7_INDICATORS.search(block) for block in motor), out
     assert "online" in out
     assert re.search(r"agent gw-demo-01 offline", out), "the agent did not say offline:\n" + out
-    assert {name for name, _ in run.children.values()} >= {"Modbus simulator", "edge agent"}
-    assert len(run.children) == 3, out
+    names = {name for name, _ in run.children.values()}
+    assert names >= {"Modbus simulator", "OPC UA simulator", "edge agent"}
+    assert len(run.children) == 4, out
     assert not run.leftovers(), out
     assert not run.workdir().exists()
 

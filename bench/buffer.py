@@ -1444,9 +1444,9 @@ def report(bench: Bench, command: str, started: dt.datetime, window: float) -> s
         f"| CPU | {cpu_model()}, {cores()} cores (shared virtual machine) |",
         f"| Memory | {mem_total_mib() / 1024:.1f} GiB |",
         (
-            f"| Buffer's file system | a private ext4 ({mount_of(bench.data).split(' (', 1)[1]} "
-            f"in a {bench.disk.size / 2**30:g} GiB image, loop-mounted, on "
-            f"{mount_of(bench.workdir)} |"
+            f"| Buffer's file system | a private ext4 file system "
+            f"({mount_of(bench.data).split(', ', 1)[1]} in a {bench.disk.size / 2**30:g} GiB "
+            f"image, loop-mounted, on {mount_of(bench.workdir)} |"
             if bench.disk.mounted
             else f"| Buffer's file system | {mount_of(bench.data)} |"
         ),

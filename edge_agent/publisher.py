@@ -178,7 +178,9 @@ class MqttPublisher:
         )
         client.connect_timeout = max(cfg.keepalive, 5.0)
         client.max_inflight_messages_set(cfg.inflight)
-        client.max_queued_messages_set(cfg.inflight)
+        # The pump bounds what it hands paho to the window; the status and meta messages come
+        # on top of it, so paho's own queue limit must leave room for them (0: unlimited).
+        client.max_queued_messages_set(0)
         if cfg.username:
             password = cfg.password.get_secret_value() if cfg.password else None
             client.username_pw_set(cfg.username, password)

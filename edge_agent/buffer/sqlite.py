@@ -491,17 +491,19 @@ class SqliteBuffer(Bounds):
         self, db: sqlite3.Connection, after_id: int, limit: int, pending: set[int]
     ) -> list[StoredMessage]:
         """Up to `limit` committed messages after `after_id`, without those whose ack or
-        dead-lettering is pending in the transaction being gathered."""
+        dead-lettering is pending in the transaction being gathered. Rows are filtered and
+        cut to `limit` before their payloads are decompressed."""
+        extra = sum(1 for i in pending if i > after_id)
         rows = db.execute(
             "SELECT id, device, seq, topic, qos, retain, enc, payload FROM messages "
             "WHERE id > ? ORDER BY id LIMIT ?",
-            (after_id, limit + len(pending)),
+            (after_id, limit + extra),
         ).fetchall()
+        kept = [r for r in rows if r[0] not in pending][:limit]
         return [
             StoredMessage(r[0], Message(r[3], decode(r[6], r[7]), r[4], r[1], r[2], bool(r[5])))
-            for r in rows
-            if r[0] not in pending
-        ][:limit]
+            for r in kept
+        ]
 
     def _requeue(self, db: sqlite3.Connection) -> int:
         db.execute("BEGIN IMMEDIATE")

@@ -312,3 +312,38 @@ def test_read_only_buffer_directory_runs_in_memory_and_data_flows(
     assert "Read-only file system" in log
     assert "running with a buffer in memory" in log
     assert agent.terminate() == 0
+
+
+def test_state_messages_do_not_overflow_a_small_window(
+    tmp_path: Path,
+    broker: Broker,
+    sim_factory: Callable[..., SimThread],
+    agent_factory: AgentFactory,
+    subscriber_factory: SubscriberFactory,
+) -> None:
+    """On reconnect the status and meta messages go out beside a backlog that fills the
+    in-flight window: paho must not refuse them (it once did: 'Message queue full')."""
+    sim = sim_factory()
+    names = ["pump-101", "pump-102", "pump-103"]
+    sub = subscriber_factory(broker.url, f"{PREFIX}/+/telemetry")
+    with CuttableProxy(broker.port) as link:
+        config = write_config(
+            tmp_path / "a.yaml",
+            link.url,
+            [device(n, sim.port) for n in names],
+            mqtt={"inflight": 1},
+        )
+        agent = agent_factory(config)
+        sub.wait_for(lambda _: len(arrivals(sub, "pump-103")) >= 3)
+        link.cut()
+        time.sleep(1.5)
+        link.restore()
+        agent.wait_log("MQTT: connected again")
+        target = {n: max(arrivals(sub, n)) + 10 for n in names}
+        sub.wait_for(
+            lambda _: all(max(arrivals(sub, n)) >= t for n, t in target.items()), timeout=30
+        )
+        assert agent.terminate() == 0
+    assert "publish failed" not in agent.log()
+    for n in names:
+        check_complete(arrivals(sub, n), duplicates_at_most=2)

@@ -55,7 +55,6 @@ import datetime as dt
 import math
 import os
 import platform
-import select
 import shutil
 import signal
 import sqlite3
@@ -66,10 +65,12 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
+
+from bench.common import read_line, terminated_as_interrupt, verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -361,23 +362,6 @@ class Children:
     def stop_all(self) -> None:
         for proc in reversed(list(self._procs)):
             self.stop(proc, timeout=3.0)
-
-
-def read_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
-    """The next stdout line of `proc`, or "" on timeout or exit."""
-    assert proc.stdout is not None
-    fd = proc.stdout.fileno()
-    deadline = time.monotonic() + timeout
-    buf = b""
-    while not buf.endswith(b"\n"):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-            return ""
-        chunk = os.read(fd, 1)
-        if not chunk:
-            return ""
-        buf += chunk
-    return buf.decode().strip()
 
 
 def run_async(coro: Awaitable[T]) -> T:
@@ -1381,10 +1365,6 @@ def versions(broker: Any) -> dict[str, str]:
     return out
 
 
-def verdict(ok: bool) -> str:
-    return "**met**" if ok else "**MISSED**"
-
-
 def mib(kib: float) -> str:
     return f"{kib / 1024:.1f} MiB"
 
@@ -1909,20 +1889,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         args.seconds = 20.0 if args.quick else 60.0
     args.only = args.only or list(SCENARIOS)
     return args
-
-
-@contextlib.contextmanager
-def terminated_as_interrupt() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so that the cleanup in `finally` runs either way."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -34,7 +34,6 @@ import json
 import math
 import os
 import platform
-import select
 import shutil
 import signal
 import struct
@@ -43,10 +42,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
+
+from bench.common import read_line, terminated_as_interrupt, verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -192,23 +193,6 @@ class Children:
     def stop_all(self) -> None:
         for proc in reversed(list(self._procs)):
             self.stop(proc, timeout=3.0)
-
-
-def read_line(proc: subprocess.Popen[bytes], timeout: float) -> str:
-    """The next stdout line of `proc`, or "" on timeout or exit."""
-    assert proc.stdout is not None
-    fd = proc.stdout.fileno()
-    deadline = time.monotonic() + timeout
-    buf = b""
-    while not buf.endswith(b"\n"):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not select.select([fd], [], [], remaining)[0]:
-            return ""
-        chunk = os.read(fd, 1)
-        if not chunk:
-            return ""
-        buf += chunk
-    return buf.decode().strip()
 
 
 def start_simulators(children: Children, count: int, logdir: Path) -> list[subprocess.Popen[bytes]]:
@@ -1114,10 +1098,6 @@ def skip_moments(r: Result) -> list[tuple[int, int]]:
     return [(t, len(devices)) for t, devices in moments]
 
 
-def verdict(ok: bool) -> str:
-    return "**met**" if ok else "**MISSED**"
-
-
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return math.nan
@@ -1548,20 +1528,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.seconds is None:
         args.seconds = 8.0 if args.quick else 30.0
     return args
-
-
-@contextlib.contextmanager
-def terminated_as_interrupt() -> Iterator[None]:
-    """SIGTERM unwinds like Ctrl-C, so that the cleanup in `finally` runs either way."""
-
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -257,6 +257,20 @@ class Agent:
             await asyncio.sleep(interval)
 
 
+class _LibraryErrorsOnOneLine(logging.Filter):
+    """asyncua logs failures we handle (a renewal that timed out, a garbled answer) with a
+    traceback; the runner already logs what they mean for the device. Keep the library's
+    line, with the exception's name and text, and drop the traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        err = record.exc_info[1] if record.exc_info else None
+        if err is not None and record.name.startswith(("asyncua", "pymodbus")):
+            record.msg = f"{record.getMessage()}: {type(err).__name__} {err}".rstrip()
+            record.args = None
+            record.exc_info = record.exc_text = None
+        return True
+
+
 def configure_logging(level: str) -> None:
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -265,6 +279,8 @@ def configure_logging(level: str) -> None:
     if level != "debug":
         logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
         logging.getLogger("asyncua").setLevel(logging.ERROR)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_LibraryErrorsOnOneLine())
 
 
 async def run_agent(path: str) -> int:

@@ -105,6 +105,12 @@ class OpcUaDevice(Strict):
     poll_interval: Duration = 1.0
     timeout: Duration = Field(5.0, description="Per request; also the connect timeout")
     keepalive: Duration = Field(5.0, description="A dead server is noticed within this")
+    channel_lifetime: Duration = Field(
+        3600.0,
+        ge=1.0,
+        description="Requested lifetime of the secure channel's keys; they are renewed at "
+        "75 % of what the server grants, and a failed renewal reconnects",
+    )
     security: OpcUaSecurity = OpcUaSecurity()  # type: ignore[call-arg]
     username: str | None = None
     password: SecretStr | None = Field(None, description='Only as "${ENV_VAR}": never literal')

@@ -3,6 +3,9 @@ as a JSON list, and vibration indicators computed on it, at a real subscriber.""
 
 from __future__ import annotations
 
+import shutil
+import socket
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,8 +16,10 @@ import pytest
 from tests.support.agent import AgentProcess, SimThread, write_config
 from tests.support.broker import Broker
 from tests.support.subscriber import Subscriber
+from tests.support.uaproxy import RenewalProxy
 
 pytest.importorskip("asyncua")
+from edge_agent.drivers.opcua.certs import make_client_certificate
 from simulators.opcua_sim import OpcUaSimulator
 
 PREFIX = "maintenance4/test/gw-test"
@@ -169,4 +174,83 @@ def test_server_restart_resumes_subscriptions_without_an_agent_restart(
     log = agent.log()
     assert log.count("motor-7: unavailable") == 1
     assert "motor-7: available again after" in log
+    assert agent.terminate() == 0
+
+
+def test_a_failed_secure_channel_renewal_is_survived_without_an_agent_restart(
+    tmp_path: Path,
+    broker: Broker,
+    sim_factory: Callable[..., SimThread],
+    agent_factory: Callable[..., AgentProcess],
+    subscriber_factory: Callable[..., Subscriber],
+) -> None:
+    """SignAndEncrypt with keys renewed every 1.5 s; the server answers the first renewal
+    only after the timeout. The agent rebuilds the channel and readings flow again."""
+    cert, key = make_client_certificate(
+        tmp_path / "client", "urn:edge-agent:test-agent", socket.gethostname()
+    )
+    sim = sim_factory(
+        factory=OpcUaSimulator, deterministic=True, security=True, cert_dir=tmp_path / "sim"
+    )
+    sim.call(lambda: sim.sim.trust(cert))
+    trusted = tmp_path / "trusted"
+    trusted.mkdir()
+    shutil.copy(sim.sim.certificate_path, trusted)
+    proxy = RenewalProxy(sim.port).start()
+    proxy.slow_renewals = 1.0  # twice the timeout
+    sub = subscriber_factory(broker.url, f"{PREFIX}/motor-7/telemetry")
+    device = {
+        "name": "motor-7",
+        "protocol": "opcua",
+        "endpoint": f"{proxy.url}/edge-agent/sim",
+        "poll_interval": "200ms",
+        "timeout": "500ms",
+        "keepalive": "30s",  # only the renewal can be what the agent notices
+        "channel_lifetime": "2s",
+        "reconnect_delay": "200ms",
+        "reconnect_delay_max": "500ms",
+        "security": {
+            "policy": "Basic256Sha256",
+            "mode": "SignAndEncrypt",
+            "certificate": str(cert),
+            "private_key": str(key),
+            "trusted_servers": str(trusted),
+        },
+        "points": [{"name": "bearing_temp", "node": "ns=2;s=Motor7.BearingTemp"}],
+    }
+    stop = threading.Event()
+
+    def change() -> None:  # data changes keep requests with the newest keys flowing
+        value = 60.0
+        while not stop.wait(0.1):
+            value = round(value + 0.1, 1)
+            sim.call(lambda v=value: sim.sim.set_value("BearingTemp", v))
+
+    changer = threading.Thread(target=change, daemon=True)
+    changer.start()
+    try:
+        agent = agent_factory(write_config(tmp_path / "a.yaml", broker.url, [device]))
+        agent.wait_log(r"motor-7: unavailable.*secure channel renewal failed \(no answer\)")
+        proxy.slow_renewals = 0
+        sub.clear()
+        agent.wait_log("motor-7: available again after")
+        # fresh values through the new channel, after its own renewals went through
+        renewed = proxy.renewals_passed + 2
+        sub.wait_for(lambda _: proxy.renewals_passed >= renewed, timeout=10)
+        sub.clear()
+        sub.wait_for(
+            lambda _: any(
+                r["q"] == "good" for m in payloads(sub, "telemetry") for r in m["readings"]
+            ),
+            timeout=10,
+        )
+    finally:
+        stop.set()
+        changer.join(5)
+        proxy.close()
+    assert agent.proc.poll() is None
+    log = agent.log()
+    assert log.count("motor-7: unavailable") == 1, log
+    assert proxy.answers_held == 1
+    assert "Traceback" not in log
     assert agent.terminate() == 0

@@ -11,7 +11,9 @@ same port before they end. The last test runs the driver against the Motor 7 sim
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import itertools
 import shutil
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -44,6 +46,7 @@ from edge_agent.readings import Quality, Reading
 from simulators.opcua_sim import NAMESPACE_URI, OpcUaSimulator
 from tests.support.certs import make_test_pki
 from tests.support.proxy import CuttableProxy
+from tests.support.uaproxy import RenewalProxy
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -415,7 +418,7 @@ async def test_browse_lists_what_points_can_name(server: UaTestServer) -> None:
     assert not any(r[1].startswith("i=") for r in rows.values())  # the Server object is left out
 
 
-def secure(server: UaTestServer, trusted: Path, **kw: Any) -> OpcUaDevice:
+def secure(server: UaTestServer, trusted: Path, url: str | None = None, **kw: Any) -> OpcUaDevice:
     security = {
         "policy": "Basic256Sha256",
         "mode": "SignAndEncrypt",
@@ -423,7 +426,8 @@ def secure(server: UaTestServer, trusted: Path, **kw: Any) -> OpcUaDevice:
         "private_key": str(kw.pop("private_key", server.client_key)),
         "trusted_servers": str(trusted),
     }
-    return device(server.url, [{"name": "level", "node": node("level")}], security=security, **kw)
+    points = kw.pop("points", [{"name": "level", "node": node("level")}])
+    return device(url or server.url, points, security=security, **kw)
 
 
 async def test_sign_and_encrypt_with_a_trusted_server(server: UaTestServer, tmp_path: Path) -> None:
@@ -517,6 +521,87 @@ async def test_a_frozen_link_is_noticed_within_the_keepalive(server: UaTestServe
             await poll_until(driver, has("level", value=lambda _: 2.0))
         finally:
             await driver.close()
+
+
+def renewing(server: UaTestServer, proxy: RenewalProxy, trusted: Path, **kw: Any) -> OpcUaDevice:
+    """SignAndEncrypt through `proxy`, with keys renewed every 1.5 s (75 % of 2 s)."""
+    shutil.copy(server.cert, trusted)
+    points = [{"name": "level", "node": node("level")}, {"name": "sensor", "node": node("sensor")}]
+    return secure(
+        server, trusted, proxy.url, points=points, channel_lifetime="2s", timeout="500ms", **kw
+    )
+
+
+@contextlib.asynccontextmanager
+async def changing(server: UaTestServer) -> AsyncIterator[None]:
+    """`sensor` changes every 100 ms meanwhile. The asyncua server numbers a renewal's token
+    from the last one it saw in use, so two renewals with no request between them (an idle
+    subscription) get the same number and the channel breaks; data changes keep the
+    client's publish requests, sealed with the newest token, coming."""
+
+    async def change() -> None:
+        for i in itertools.count():
+            await server.write("sensor", float(i), VT.Double)
+            await asyncio.sleep(0.1)
+
+    task = asyncio.create_task(change())
+    try:
+        yield
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_slow_secure_channel_renewal_is_given_up_and_the_channel_rebuilt(
+    server: UaTestServer, tmp_path: Path
+) -> None:
+    """The renewal's answer comes after the timeout: the session still works, but with no
+    renewal ever again its keys expire and a strict server drops it. asyncua only logs
+    this; the driver gives the session up at once and the next connect() renews fine."""
+    await server.write("level", 1.0, VT.Double)
+    async with changing(server):
+        with RenewalProxy(server.port) as proxy:
+            # keepalive 30 s: only the renewal can be what the driver notices
+            driver = await connected(renewing(server, proxy, tmp_path, keepalive="30s"))
+            try:
+                await poll_until(driver, has("level", "sensor"))
+                proxy.slow_renewals = 1.0  # twice the timeout
+                with pytest.raises(DeviceUnavailable, match=r"channel renewal failed \(no an"):
+                    await poll_until(driver, lambda _: False, timeout=10)  # due at 1.5 s
+                assert proxy.answers_held == 1
+
+                proxy.slow_renewals = 0
+                await driver.connect()  # what the runner does after its backoff
+                # the new channel's first renewal was answered: asyncua sent a second one
+                await poll_until(driver, lambda _: proxy.renewals_passed >= 3, timeout=10)
+                await server.write("level", 2.0, VT.Double)  # under the new channel's keys
+                await poll_until(driver, has("level", value=lambda _: 2.0))
+            finally:
+                await driver.close()
+    assert proxy.answers_held == 1
+
+
+async def test_a_lost_secure_channel_renewal_ends_the_session_and_connect_recovers(
+    server: UaTestServer, tmp_path: Path
+) -> None:
+    await server.write("level", 1.0, VT.Double)
+    async with changing(server):
+        with RenewalProxy(server.port) as proxy:
+            driver = await connected(renewing(server, proxy, tmp_path))
+            try:
+                await poll_until(driver, has("level", "sensor"))
+                proxy.drop_renewals = True
+                with pytest.raises(DeviceUnavailable):  # the server sees a sequence gap
+                    await poll_until(driver, lambda _: False, timeout=10)
+                assert (proxy.renewals_dropped, proxy.renewals_passed) == (1, 0)
+
+                proxy.drop_renewals = False
+                await driver.connect()
+                await poll_until(driver, lambda _: proxy.renewals_passed >= 3, timeout=10)
+                await server.write("level", 2.0, VT.Double)
+                await poll_until(driver, has("level", value=lambda _: 2.0))
+            finally:
+                await driver.close()
 
 
 async def test_after_a_server_restart_connect_recreates_the_subscription(

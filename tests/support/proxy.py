@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
@@ -85,13 +86,24 @@ class CuttableProxy:
                     return
                 self._socks.update((client, upstream))
                 self.connections += 1
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            pairs = ((client, upstream, self.editor(True)), (upstream, client, self.editor(False)))
+            for a, b, edit in pairs:
+                threading.Thread(target=self._pump, args=(a, b, edit), daemon=True).start()
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def editor(self, to_server: bool) -> Callable[[bytes], bytes] | None:
+        """For each new connection and direction: a function that turns the bytes received
+        into the bytes passed on (None: all of them, unchanged). It runs on the thread that
+        reads them, so sleeping in it holds back what follows, as a slow link does."""
+        return None
+
+    def _pump(
+        self, src: socket.socket, dst: socket.socket, edit: Callable[[bytes], bytes] | None
+    ) -> None:
         try:
             while data := src.recv(65536):
-                if src not in self._frozen:
+                if edit is not None:
+                    data = edit(data)
+                if data and src not in self._frozen:
                     dst.sendall(data)
         except OSError:
             pass

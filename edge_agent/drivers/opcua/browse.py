@@ -19,7 +19,7 @@ from asyncua import Client, ua
 
 from ...config.opcua import OpcUaDevice
 from .convert import quality_of, to_python
-from .driver import new_client, open_session, shutdown, translate_errors
+from .session import new_client, open_session, shutdown, translate_errors
 
 Row = tuple[int, str, str, str, str]
 _HIERARCHICAL = ua.NodeId(ua.ObjectIds.HierarchicalReferences)

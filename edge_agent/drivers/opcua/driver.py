@@ -1,4 +1,4 @@
-"""OPC UA I/O shell around convert.py and security.py. asyncua errors are translated here.
+"""The OPC UA driver: points -> Readings, over the session that session.py opens and watches.
 
 connect() opens one session (security, user), resolves every point's node once, and creates
 one subscription for the points in mode subscribe. poll() sends one Read request for the
@@ -7,9 +7,10 @@ delivered since the last poll, in the server's order and with its source timesta
 
 A point whose node is missing or unreadable does not fail the device: it is reported once
 (`problems`, a warning) and read as bad on every poll. A dead session (socket closed, the
-keepalive probe unanswered, the subscription timed out on the server) makes poll() raise
-DeviceUnavailable: the runner backs off and calls connect(), which builds a new session and
-a new subscription. asyncua's own reconnection is left off: one owner of retries, the runner.
+keepalive probe unanswered, the secure channel not renewed, the subscription timed out on
+the server) makes poll() raise DeviceUnavailable: the runner backs off and calls connect(),
+which builds a new channel, session and subscription. asyncua's own reconnection is left
+off: one owner of retries, the runner.
 Data changes that arrived before the session died but after the last poll are kept and
 returned by the first poll after the reconnect (they happened; their timestamps say when).
 """
@@ -19,10 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import socket
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,144 +33,20 @@ from asyncua.common.subscription import (
     StatusChangeEvent,
     Subscription,
 )
-from asyncua.observer import Observer
 
 from ...config.opcua import OpcUaDevice, OpcUaPoint
 from ...readings import Quality, Reading, now_ms
-from ..base import DeviceTimeout, DeviceUnavailable, DriverError
+from ..base import DeviceTimeout, DeviceUnavailable
 from .convert import convert, deadband_filter, parse_node, relative_path, status_name
-from .security import SecurityRejected, apply_security
+from .session import new_client, open_session, shutdown, translate_errors, watch
 
 log = logging.getLogger(__name__)
 
-_OWN_CERT_REFUSED = {
-    "BadSecurityChecksFailed",
-    "BadCertificateUntrusted",
-    "BadCertificateInvalid",
-    "BadCertificateUriInvalid",
-    "BadCertificateTimeInvalid",
-    "BadCertificateRevoked",
-    "BadCertificateUseNotAllowed",
-    "BadSecurityPolicyRejected",
-}
-_USER_REFUSED = {"BadUserAccessDenied", "BadIdentityTokenRejected", "BadIdentityTokenInvalid"}
 _LIMITS = (  # Server.ServerCapabilities.OperationLimits: 0 or absent means no limit
     ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead,
     ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall,
 )
 _CURRENT_READ = int(ua.AccessLevelType.CurrentRead)
-
-
-@contextmanager
-def translate_errors(device: OpcUaDevice, action: str) -> Iterator[None]:
-    """asyncua / OS errors -> the base.py tree, in one place, messages naming the device."""
-    where = f"{device.endpoint}: {action}"  # the runner's log line names the device
-    try:
-        yield
-    except DriverError:
-        raise
-    except TimeoutError as err:
-        raise DeviceTimeout(f"{where}: no answer within {device.timeout:g} s") from err
-    except ua.UaStatusCodeError as err:
-        name = status_name(err.code)
-        if name in _OWN_CERT_REFUSED:
-            cert = device.security.certificate
-            raise SecurityRejected(
-                f"{where}: the server refused this gateway's certificate ({name}): trust "
-                f"{cert or 'it'} on the server (put it in the server's trusted certificates)"
-            ) from err
-        if name in _USER_REFUSED:
-            who = f"user '{device.username}'" if device.username else "anonymous login"
-            raise SecurityRejected(f"{where}: the server refused {who} ({name})") from err
-        raise DeviceUnavailable(f"{where}: {name}") from err
-    except (ConnectionError, OSError) as err:
-        raise DeviceUnavailable(f"{where}: {err or type(err).__name__}") from err
-    except ua.UaError as err:  # malformed answers, a certificate that changed mid-connect
-        raise DeviceUnavailable(f"{where}: {err}") from err
-
-
-def new_client(device: OpcUaDevice) -> Client:
-    """An unconnected asyncua Client for `device`: timeouts, keepalive, user."""
-    client = Client(
-        device.endpoint,
-        timeout=device.timeout,
-        # the supervisor probes the server every interval with a read that times out after
-        # the same interval: a dead server is noticed within `keepalive`
-        watchdog_intervall=max(device.keepalive / 2, 0.05),
-        auto_reconnect=False,
-    )
-    client.name = client.description = f"edge-agent {device.name}"
-    client.application_uri = f"urn:{socket.gethostname()}:edge-agent"  # security: from the cert
-    # the server forgets our session (and its subscription) this long after we vanish
-    client.session_timeout = max(60_000, int(device.keepalive * 4_000))
-    if device.username:
-        client.set_user(device.username)
-    if device.password is not None:
-        client.set_password(device.password.get_secret_value())
-    return client
-
-
-async def open_session(client: Client, device: OpcUaDevice) -> None:
-    """Security (pinning a trusted server certificate), then the session, within timeouts."""
-    with translate_errors(device, "connect"):
-        async with asyncio.timeout(device.timeout):
-            await apply_security(client, device.security, device.endpoint)
-        async with asyncio.timeout(device.timeout):
-            await client.connect()
-
-
-async def shutdown(client: Client, timeout: float, *, orderly: bool = True) -> None:
-    """Close the session (the server deletes its subscription), the channel and the socket,
-    if the session is alive and `orderly`; then stop asyncua's background tasks and drop the
-    socket, which asyncua leaves open when it gave the session up itself. Never raises but
-    for cancellation.
-    """
-    try:
-        if orderly and client.state is UaClientState.CONNECTED:
-            async with asyncio.timeout(timeout):
-                await client.disconnect()
-    except Exception as err:  # a dead or hung peer: nothing more to tell it
-        log.debug("closing %s: %r", client, err)
-    finally:
-        await _abandon(client)
-
-
-async def _abandon(client: Client) -> None:
-    """Without a word to the server. asyncua has no public call for this: its own close path
-    sends CloseSession first, which waits `timeout` for a hung server and logs warnings."""
-    client.uaclient.request_disconnect()  # asyncua's loops stop at their next turn
-    names = ("_supervisor_task", "_stale_watchdog_task", "_renew_channel_task")
-    tasks = [getattr(client, name, None) for name in names]
-    tasks.append(getattr(client.uaclient.session, "_publish_task", None))
-    pending = [t for t in tasks if isinstance(t, asyncio.Task) and not t.done()]
-    for task in pending:
-        task.cancel()
-    protocol = client.uaclient.protocol
-    if protocol is not None and protocol.transport is not None:
-        protocol.transport.close()
-    client.disconnect_socket()
-    await asyncio.gather(*pending, return_exceptions=True)
-
-
-class _Watch(Observer):
-    """Hears asyncua's connection state change the moment the socket closes."""
-
-    def __init__(self, client: Client, lost: Callable[[str], None]) -> None:
-        super().__init__()
-        self.client = client
-        self.lost = lost
-
-    def observe_request(self, request: Any) -> AbstractContextManager[None]:
-        return nullcontext()  # no per-request timing: the runner measures polls
-
-    def on_state_change(self, state: UaClientState) -> None:
-        if state is UaClientState.DISCONNECTED:
-            self.lost("connection closed")
-            # Stop the publish loop before it wakes to its failed request: it would log an
-            # error with a traceback once a second until the session is closed.
-            publisher = self.client.uaclient.session._publish_task
-            if publisher is not None and not publisher.done():
-                publisher.cancel()
 
 
 def _value(dv: ua.DataValue) -> Any:
@@ -236,8 +111,7 @@ class OpcUaDriver:
         try:
             await open_session(client, dev)
             # watch only the session: the endpoint query before it opens and closes a socket
-            client.connection_lost_callback = self._lost_callback(client)
-            client.uaclient.observer = _Watch(client, self._mark_lost(client))
+            watch(client, self._mark_lost(client))
             with translate_errors(dev, "resolving the points"):
                 resolved = await self._resolve(client)
             with translate_errors(dev, "creating the subscription"):
@@ -253,14 +127,6 @@ class OpcUaDriver:
         def lost(reason: str) -> None:
             if self._client is client and self._lost is None:
                 self._lost = reason
-
-        return lost
-
-    def _lost_callback(self, client: Client) -> Callable[[Exception], Any]:
-        mark = self._mark_lost(client)
-
-        async def lost(err: Exception) -> None:  # asyncua's supervisor: the probe failed
-            mark(f"keepalive failed: {err or type(err).__name__}")
 
         return lost
 

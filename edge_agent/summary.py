@@ -40,6 +40,10 @@ def summary(loaded: Loaded) -> str:
             subscribed = sum(1 for p in d.points if p.mode == "subscribe")
             sec = d.security
             security = "no security" if sec.mode == "None" else f"{sec.policy} {sec.mode}"
+            if d.username:
+                security += f", user {d.username}"
+                if f"{d.name}.password" in loaded.secrets:
+                    security += f", password {loaded.secrets[f'{d.name}.password']}"
             lines.append(
                 f"  {d.name:<{width}}  opcua {d.endpoint}, {security}, "
                 f"{_n(len(d.points), 'point')} ({subscribed} subscribed), "

@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import glob
 import os
+import re
 import typing
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -110,13 +111,7 @@ def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None)
     mqtt = data.get("mqtt")
     if isinstance(mqtt, dict) and "password" in mqtt and ("mqtt", "password") not in main.from_env:
         pos, where = sources.locate(("mqtt", "password"))
-        problems.append(
-            Problem(
-                pos,
-                where,
-                _LITERAL_PASSWORD,
-            )
-        )
+        problems.append(Problem(pos, where, _literal_password("MQTT_PASSWORD")))
     _resolve_paths(data, file.parent)
     if isinstance(devices, list):
         for i, dev in enumerate(devices):
@@ -126,7 +121,9 @@ def load_config(path: str | os.PathLike[str], env: dict[str, str] | None = None)
                 _resolve_paths(dev, Path(src.values[()].file).parent, _DEVICE_PATH_KEYS)
                 if "password" in dev and ("devices", k, "password") not in src.from_env:
                     pos, where = sources.locate(("devices", i, "password"))
-                    problems.append(Problem(pos, where, _LITERAL_PASSWORD))
+                    name = str(dev.get("name") or "device").upper()
+                    variable = re.sub(r"[^A-Z0-9]+", "_", name) + "_PASSWORD"
+                    problems.append(Problem(pos, where, _literal_password(variable)))
 
     try:
         cfg = Config.model_validate(data)
@@ -200,10 +197,13 @@ _DEVICE_PATH_KEYS: tuple[Path_, ...] = (
     ("security", "private_key"),
     ("security", "trusted_servers"),
 )
-_LITERAL_PASSWORD = (
-    "a literal password would travel with the config: put it in a file (password_file) or "
-    'write password: "${MQTT_PASSWORD}"'
-)
+
+
+def _literal_password(variable: str) -> str:
+    return (
+        "a literal password would travel with the config: put it in a file (password_file) or "
+        f'write password: "${{{variable}}}"'
+    )
 
 
 def _resolve_paths(
@@ -217,6 +217,31 @@ def _resolve_paths(
         if isinstance(node, dict) and isinstance(node.get(keys[-1]), str):
             value = os.path.expanduser(node[keys[-1]])
             node[keys[-1]] = str(base / value) if not os.path.isabs(value) else value
+
+
+def _read_secret_file(
+    path: Path, key: Path_, sources: _Sources, problems: list[Problem]
+) -> str | None:
+    """The one line of a password file, or None with the problem recorded at `key`."""
+    pos, where = sources.locate(key)
+    try:
+        secret = path.read_text(encoding="utf-8").rstrip("\r\n")
+    except FileNotFoundError:
+        problems.append(
+            Problem(
+                pos,
+                where,
+                f"secret file {path} not found: create it (one line, chmod 600) or fix the path",
+            )
+        )
+        return None
+    except (OSError, UnicodeDecodeError) as err:
+        reason = getattr(err, "strerror", None) or err
+        problems.append(Problem(pos, where, f"cannot read secret file {path}: {reason}"))
+        return None
+    if not secret:
+        problems.append(Problem(pos, where, f"secret file {path} is empty"))
+    return secret
 
 
 def _read_secrets(
@@ -234,30 +259,8 @@ def _read_secrets(
                 Problem(pos, where, f"file {f} not found: copy it there or fix the path")
             )
     if m.password_file is not None:
-        pos, where = sources.locate(("mqtt", "password_file"))
-        try:
-            secret = m.password_file.read_text(encoding="utf-8").rstrip("\r\n")
-        except FileNotFoundError:
-            problems.append(
-                Problem(
-                    pos,
-                    where,
-                    f"secret file {m.password_file} not found: create "
-                    "it (one line, chmod 600) or fix the path",
-                )
-            )
-        except (OSError, UnicodeDecodeError) as err:
-            problems.append(
-                Problem(
-                    pos,
-                    where,
-                    f"cannot read secret file {m.password_file}: "
-                    f"{getattr(err, 'strerror', None) or err}",
-                )
-            )
-        else:
-            if not secret:
-                problems.append(Problem(pos, where, f"secret file {m.password_file} is empty"))
+        secret = _read_secret_file(m.password_file, ("mqtt", "password_file"), sources, problems)
+        if secret is not None:
             secrets["mqtt.password"] = f"from file {m.password_file}"
             mqtt = m.model_copy(update={"password": SecretStr(secret)})
             cfg = cfg.model_copy(update={"mqtt": mqtt})
@@ -279,21 +282,13 @@ def _read_secrets(
     for i, dev in enumerate(devices):
         pw_file = getattr(dev, "password_file", None)
         if pw_file is None:
+            if getattr(dev, "password", None) is not None:
+                secrets[f"{dev.name}.password"] = "from the environment"
             continue
-        pos, where = sources.locate(("devices", i, "password_file"))
-        try:
-            secret = pw_file.read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as err:
-            problems.append(
-                Problem(
-                    pos,
-                    where,
-                    f"cannot read secret file {pw_file}: {getattr(err, 'strerror', None) or err}",
-                )
-            )
-            continue
-        secrets[f"{dev.name}.password"] = f"from file {pw_file}"
-        devices[i] = dev.model_copy(update={"password": SecretStr(secret)})
+        secret = _read_secret_file(pw_file, ("devices", i, "password_file"), sources, problems)
+        if secret is not None:
+            secrets[f"{dev.name}.password"] = f"from file {pw_file}"
+            devices[i] = dev.model_copy(update={"password": SecretStr(secret)})
     if devices != list(cfg.devices):
         cfg = cfg.model_copy(update={"devices": devices})
     return cfg, secrets

@@ -10,7 +10,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 
 from .indicators import Indicator
 from .models_base import NAME, Strict
-from .units import Duration
+from .units import Duration, format_duration
 
 DEPRECATED_POLICIES = ("Basic128Rsa15", "Basic256")
 _NODE = re.compile(r"^(ns=\d+;|nsu=[^;]+;)?(i=\d+|s=.+|g=[0-9a-fA-F-]{36}|b=\S+)$")
@@ -107,7 +107,6 @@ class OpcUaDevice(Strict):
     keepalive: Duration = Field(5.0, description="A dead server is noticed within this")
     channel_lifetime: Duration = Field(
         3600.0,
-        ge=1.0,
         description="Requested lifetime of the secure channel's keys; they are renewed at "
         "75 % of what the server grants, and a failed renewal reconnects",
     )
@@ -121,6 +120,16 @@ class OpcUaDevice(Strict):
     points: list[OpcUaPoint] = Field(min_length=1)
     indicators: list[Indicator] = Field(default_factory=list)
     indicator_interval: Duration = 10.0
+
+    @field_validator("channel_lifetime")
+    @classmethod
+    def _lifetime(cls, v: float) -> float:
+        if v < 1:
+            raise ValueError(
+                f"{format_duration(v)} is too short: give at least 1s "
+                "(the default, 1h, suits most servers)"
+            )
+        return v
 
     @field_validator("endpoint")
     @classmethod

@@ -16,6 +16,7 @@ import datetime as dt
 import itertools
 import shutil
 import socket
+import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import pytest
 import pytest_asyncio
 from asyncua import Server, ua
 from asyncua.common.node import Node
+from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.crypto.truststore import TrustStore
 from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
 from cryptography import x509
@@ -109,6 +111,22 @@ def _server_certificate(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+USER, PASSWORD = "edge", "pompe-101 ✓ s3cret"
+
+
+class _Users:
+    """Anonymous, or user `edge` with its password; any other login is refused."""
+
+    def get_user(
+        self, iserver: Any, username: str | None = None, password: str | None = None, **_: Any
+    ) -> User | None:
+        if username is None:
+            return User(role=UserRole.User)
+        if (username, password) == (USER, PASSWORD):
+            return User(role=UserRole.User, name=username)
+        return None
+
+
 class UaTestServer:
     """asyncua Server with the test's variables; stop() and start() keep port and nodes."""
 
@@ -118,7 +136,7 @@ class UaTestServer:
         self.client_cert, self.client_key = make_client_certificate(
             pki / "client", APP_URI, socket.gethostname()
         )
-        self.server = Server()
+        self.server = Server(user_manager=_Users())  # type: ignore[arg-type]
         self.nodes: dict[str, Node] = {}
         self.port = 0
         self.idx = 0
@@ -499,6 +517,72 @@ async def test_the_server_refusing_our_certificate_says_so(
         await driver.connect()
     assert str(cert) in str(refused.value)
     await driver.close()
+
+
+@pytest.mark.parametrize("secured", [False, True], ids=["no-security", "sign-and-encrypt"])
+async def test_username_and_password(server: UaTestServer, tmp_path: Path, secured: bool) -> None:
+    await server.write("level", 5.5, VT.Double)
+    shutil.copy(server.cert, tmp_path)
+
+    def login(password: str) -> OpcUaDevice:
+        if secured:
+            return secure(server, tmp_path, username=USER, password=password)
+        points = [{"name": "level", "node": node("level")}]
+        return device(server.url, points, username=USER, password=password)
+
+    driver = await connected(login(PASSWORD))
+    try:
+        last = latest(await poll_until(driver, has("level")))
+        assert (last["level"].value, last["level"].quality) == (5.5, Quality.GOOD)
+    finally:
+        await driver.close()
+
+    refused = OpcUaDriver(login("pompe-101"))
+    with pytest.raises(SecurityRejected) as err:
+        await refused.connect()
+    assert str(err.value) == (
+        f"{server.url}: connect: the server refused user 'edge' (BadUserAccessDenied)"
+    )
+    await refused.close()
+
+
+async def test_read_command_logs_in_with_a_password_file(
+    server: UaTestServer, tmp_path: Path
+) -> None:
+    """`edge-agent read` in a real process, the password from password_file (relative to
+    the config), never printed, not by `check` either."""
+    await server.write("level", 6.25, VT.Double)
+    (tmp_path / "plc.pass").write_text(PASSWORD + "\n")
+    (tmp_path / "config.yaml").write_text(
+        f"""gateway: {{id: gw-test, site: test}}
+mqtt: {{url: "mqtt://127.0.0.1:1"}}
+buffer: {{path: buffer.db}}
+devices:
+  - name: plc
+    protocol: opcua
+    endpoint: {server.url}
+    username: {USER}
+    password_file: plc.pass
+    points:
+      - {{name: level, node: "{node("level")}", mode: poll}}
+"""
+    )
+
+    async def run(*args: str) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "edge_agent", *args, "config.yaml",
+            cwd=tmp_path, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(proc.communicate(), 60)
+        return await proc.wait(), out.decode()
+
+    code, out = await run("read")
+    assert code == 0, out
+    assert "level  6.25" in out
+    code, checked = await run("check")
+    assert code == 0, checked
+    assert "user edge, password from file plc.pass" in checked
+    assert PASSWORD not in out + checked
 
 
 async def test_a_frozen_link_is_noticed_within_the_keepalive(server: UaTestServer) -> None:

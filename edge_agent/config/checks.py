@@ -99,6 +99,18 @@ def _opcua_device(dev: OpcUaDevice) -> Iterator[Finding]:
                     else "create the directory and copy the server's certificate into it"
                 ),
             )
+    if (
+        sec.certificate
+        and sec.private_key
+        and sec.certificate.is_file()
+        and sec.private_key.is_file()
+    ):
+        from ..pki import KeyPairError, load_key_pair  # cryptography: only for secured devices
+
+        try:
+            load_key_pair(sec.certificate, sec.private_key)
+        except KeyPairError as err:
+            yield Finding(("security", err.key), str(err))
     if dev.password is not None and dev.password_file is not None:
         yield Finding(("password_file",), "give either password or password_file, not both")
     if (dev.password or dev.password_file) and not dev.username:

@@ -424,6 +424,36 @@ async def test_deadband_and_queue_keep_the_servers_order(server: UaTestServer) -
         await driver.close()
 
 
+async def test_a_percent_deadband_is_applied_when_the_server_ignores_it(
+    server: UaTestServer,
+) -> None:
+    """`ranged` has an EURange of 0..100, so 2 % is 2.0. The asyncua server accepts percent
+    deadbands but sends every change (it logs "not implemented"): the driver filters."""
+    await server.write("ranged", 50.0, VT.Double)
+    points = [
+        {"name": "percent", "node": node("ranged"), "deadband": "2%", "queue_size": 10},
+        {"name": "every", "node": node("ranged"), "queue_size": 10},
+    ]
+    driver = await connected(device(server.url, points, poll_interval="300ms"))
+    try:
+        await poll_until(driver, has("percent", "every", value=lambda _: 50.0))
+        steps = (51.0, 53.0, 54.5, 55.1, 54.0, 52.0, 49.0)
+        for value in steps:
+            await server.write("ranged", value, VT.Double)
+            await asyncio.sleep(0.02)
+        seen = await poll_until(driver, has("every", value=lambda _: 49.0))
+        assert [r.value for r in seen if r.point == "every"] == list(steps)
+        assert [r.value for r in seen if r.point == "percent"] == [53.0, 55.1, 52.0, 49.0]
+        assert driver.filtered == 3
+        await server.write(
+            "ranged", 49.5, VT.Double, status=ua.StatusCodes.UncertainLastUsableValue
+        )
+        seen = await poll_until(driver, has("percent", "every", value=lambda _: 49.5))
+        assert latest(seen)["percent"].quality is Quality.UNCERTAIN  # a new quality passes
+    finally:
+        await driver.close()
+
+
 async def test_browse_lists_what_points_can_name(server: UaTestServer) -> None:
     await server.write("level", 4.25, VT.Double)
     await server.write("doubles", [1.5, -2.25, 3.0], VT.Double)

@@ -166,3 +166,19 @@ def deadband_filter(deadband: float | str | None) -> ua.DataChangeFilter | None:
     return ua.DataChangeFilter(
         Trigger=ua.DataChangeTrigger.StatusValue, DeadbandType=kind, DeadbandValue=value
     )
+
+
+def within_deadband(band: float, old: Any, new: Any) -> bool:
+    """True when `new` differs from `old` by no more than `band` (OPC UA Part 8, 6.2: an
+    array passes when any element moved more, or when its length changed). What is not a
+    number, or not the same shape, always passes."""
+    if isinstance(old, list) and isinstance(new, list):
+        return len(old) == len(new) and all(
+            within_deadband(band, a, b) for a, b in zip(old, new, strict=True)
+        )
+    numbers = (int, float)
+    if not isinstance(old, numbers) or not isinstance(new, numbers):
+        return False
+    if isinstance(old, bool) or isinstance(new, bool):
+        return old == new
+    return abs(new - old) <= band

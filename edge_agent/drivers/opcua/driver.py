@@ -37,7 +37,14 @@ from asyncua.common.subscription import (
 from ...config.opcua import OpcUaDevice, OpcUaPoint
 from ...readings import Quality, Reading, now_ms
 from ..base import DeviceTimeout, DeviceUnavailable
-from .convert import convert, deadband_filter, parse_node, relative_path, status_name
+from .convert import (
+    convert,
+    deadband_filter,
+    parse_node,
+    relative_path,
+    status_name,
+    within_deadband,
+)
 from .session import new_client, open_session, shutdown, translate_errors, watch
 
 log = logging.getLogger(__name__)
@@ -62,6 +69,7 @@ class _Resolved:
     node: ua.NodeId | None = None
     error: str | None = None  # a status name: the point reads bad with it on every poll
     why: str = ""  # for the operator, when the status name does not say it all
+    band: float | None = None  # the deadband in the node's units, for subscribed points
 
 
 class OpcUaDriver:
@@ -73,6 +81,7 @@ class OpcUaDriver:
         self.problems: list[str] = []  # points that resolve to no readable node, as text
         self.requests = 0  # Read requests sent: for statistics and tests
         self.dropped = 0  # data changes lost because nobody polled for too long
+        self.filtered = 0  # data changes within the deadband that the server sent anyway
         self._client: Client | None = None
         self._subscription: Subscription | None = None
         self._consumer: asyncio.Task[None] | None = None
@@ -80,6 +89,8 @@ class OpcUaDriver:
         self._failed: list[tuple[str, str]] = []
         self._subscribed = 0
         self._handles: dict[int, str] = {}
+        self._bands: dict[int, float] = {}  # client handle -> deadband
+        self._last: dict[int, tuple[Any, Quality]] = {}  # client handle -> last passed on
         self._changes: deque[Reading] = deque()
         self._max_changes = max(10_000, 100 * len(device.points))
         self._max_read = 0  # the server's OperationLimits (0: none)
@@ -250,8 +261,12 @@ class OpcUaDriver:
         self._max_read, self._max_items = [*limits, 0, 0][:2]
 
     async def _check_eu_range(self, client: Client, points: list[_Resolved]) -> None:
-        """A percent deadband is a percentage of the node's EURange: without one, the server
-        would refuse the item (or, some servers, silently ignore the deadband)."""
+        """A deadband in the node's units for every subscribed point that has one. A percent
+        deadband is a percentage of the node's EURange property: without one, the point
+        is refused here rather than by the server (some servers ignore it silently)."""
+        for r in points:
+            if r.error is None and isinstance(r.point.deadband, float | int):
+                r.band = float(r.point.deadband)
         percent = [r for r in points if r.error is None and isinstance(r.point.deadband, str)]
         if not percent:
             return
@@ -268,11 +283,21 @@ class OpcUaDriver:
         results = await client.uaclient.translate_browsepaths_to_nodeids(
             [ua.BrowsePath(r.node, path) for r in percent]
         )
-        for r, res in zip(percent, results, strict=True):
-            if not res.StatusCode.is_good() or not res.Targets:
+        found = [(r, res.Targets[0].TargetId) for r, res in zip(percent, results, strict=True)
+                 if res.StatusCode.is_good() and res.Targets]  # fmt: skip
+        ids = [ua.ReadValueId(ua.NodeId(t.Identifier, t.NamespaceIndex, t.NodeIdType),
+                              ua.AttributeIds.Value) for _, t in found]  # fmt: skip
+        self.requests += 1
+        values = await client.uaclient.read(ua.ReadParameters(NodesToRead=ids)) if ids else []
+        for (r, _), dv in zip(found, values, strict=True):
+            eu = _value(dv)
+            if isinstance(eu, ua.Range) and eu.High > eu.Low:
+                r.band = float(str(r.point.deadband).strip().rstrip("%")) / 100 * (eu.High - eu.Low)
+        for r in percent:
+            if r.band is None:
                 r.error = "BadDeadbandFilterInvalid"
                 r.why = (
-                    "a percent deadband needs an EURange property on the node: "
+                    "a percent deadband needs an EURange property (Low < High) on the node: "
                     "give an absolute deadband instead"
                 )
 
@@ -280,6 +305,8 @@ class OpcUaDriver:
         dev = self.device
         wanted = [r for r in points if r.point.mode == "subscribe"]
         self._handles = {}
+        self._bands = {}
+        self._last = {}
         if not wanted:
             return
         interval = dev.poll_interval * 1000
@@ -317,6 +344,8 @@ class OpcUaDriver:
                 )
             )
             self._handles[handle] = p.name
+            if r.band is not None:
+                self._bands[handle] = r.band
         step = self._max_items or len(requests)
         results = []
         for i in range(0, len(requests), step):
@@ -357,6 +386,7 @@ class OpcUaDriver:
     async def _consume(self, sub: Subscription) -> None:
         """Move notifications from asyncua's queue into ours as Readings, in order."""
         handles, changes, raw = self._handles, self._changes, self.keep_raw
+        bands = self._bands
         async for event in sub:
             if isinstance(event, DataChangeEvent):
                 item = event.data.monitored_item
@@ -368,6 +398,10 @@ class OpcUaDriver:
                 except Exception:  # a bug in convert must not end the subscription
                     log.exception("%s: cannot convert %r", self.device.name, item.Value)
                     value, quality, err, ts = None, Quality.BAD, "decode_error", now_ms()
+                band = bands.get(item.ClientHandle)
+                if band is not None and self._within(item.ClientHandle, band, value, quality):
+                    self.filtered += 1
+                    continue
                 status = (item.Value.StatusCode.value if item.Value.StatusCode else 0,)
                 if len(changes) >= self._max_changes:
                     changes.popleft()
@@ -377,3 +411,13 @@ class OpcUaDriver:
                 # BadTimeout (the server dropped it), GoodSubscriptionTransferred (another
                 # session took it), BadShutdown (asyncua saw the connection go): no more data
                 self._lost = f"subscription ended ({status_name(event.notification.Status.value)})"
+
+    def _within(self, handle: int, band: float, value: Any, quality: Quality) -> bool:
+        """The server should not have sent this change (its deadband): some servers ignore
+        percent deadbands, so the driver applies it too, against the last value passed on.
+        A change of quality always passes."""
+        last = self._last.get(handle)
+        if last is not None and last[1] is quality and within_deadband(band, last[0], value):
+            return True
+        self._last[handle] = (value, quality)
+        return False

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
 
 from ...config.opcua import OpcUaSecurity
+from ...pki import KeyPairError, load_certificates, load_key_pair
 from ..base import DeviceUnavailable
 
 log = logging.getLogger(__name__)
@@ -87,13 +88,6 @@ def thumbprint(cert: x509.Certificate) -> str:
     return cert.fingerprint(hashes.SHA1()).hex().upper()  # an identifier, not a MAC
 
 
-def load_certificates(data: bytes) -> list[x509.Certificate]:
-    """PEM (one or several certificates) or DER."""
-    if b"-----BEGIN" in data:
-        return x509.load_pem_x509_certificates(data)
-    return [x509.load_der_x509_certificate(data)]
-
-
 def trusted_certificates(location: Path) -> list[x509.Certificate]:
     """Every readable certificate in a directory (not recursive), or in one file."""
     files = (
@@ -115,15 +109,9 @@ def load_identity(sec: OpcUaSecurity) -> ClientIdentity:
     if sec.certificate is None or sec.private_key is None:  # the config refuses this first
         raise SecurityRejected("Sign and SignAndEncrypt need certificate and private_key")
     try:
-        cert = load_certificates(sec.certificate.read_bytes())[0]
-        data = sec.private_key.read_bytes()
-        key = (
-            serialization.load_pem_private_key(data, password=None)
-            if b"-----BEGIN" in data
-            else serialization.load_der_private_key(data, password=None)
-        )
-    except (OSError, ValueError, TypeError) as err:
-        raise SecurityRejected(f"cannot load this client's certificate or key: {err}") from err
+        cert, key = load_key_pair(sec.certificate, sec.private_key)
+    except KeyPairError as err:
+        raise SecurityRejected(str(err)) from err
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
         uris = san.get_values_for_type(x509.UniformResourceIdentifier)

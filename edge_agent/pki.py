@@ -1,0 +1,56 @@
+"""Certificates and private keys read from files (cryptography only, no asyncua): for the
+OPC UA driver's security and for `edge-agent check`, which reports a key that does not
+belong to its certificate before anything connects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+
+class KeyPairError(ValueError):
+    """A certificate or key that cannot serve; `key` names the config key to fix."""
+
+    def __init__(self, message: str, key: Literal["certificate", "private_key"]) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def load_certificates(data: bytes) -> list[x509.Certificate]:
+    """PEM (one or several certificates) or DER."""
+    if b"-----BEGIN" in data:
+        return x509.load_pem_x509_certificates(data)
+    return [x509.load_der_x509_certificate(data)]
+
+
+def load_key_pair(certificate: Path, private_key: Path) -> tuple[x509.Certificate, PrivateKeyTypes]:
+    """The first certificate in `certificate` and the unencrypted key that goes with it."""
+    try:
+        cert = load_certificates(certificate.read_bytes())[0]
+    except (OSError, ValueError, IndexError) as err:
+        raise KeyPairError(f"cannot load certificate {certificate}: {err}", "certificate") from err
+    try:
+        data = private_key.read_bytes()
+        key = (
+            serialization.load_pem_private_key(data, password=None)
+            if b"-----BEGIN" in data
+            else serialization.load_der_private_key(data, password=None)
+        )
+    except (OSError, ValueError, TypeError) as err:
+        raise KeyPairError(
+            f"cannot load private key {private_key} (an unencrypted PEM or DER key is needed): "
+            f"{err}",
+            "private_key",
+        ) from err
+    spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
+        raise KeyPairError(
+            f"{private_key} is not the key of certificate {certificate}: give the key made "
+            "with it (edge-agent certs opcua writes the two together)",
+            "private_key",
+        )
+    return cert, key

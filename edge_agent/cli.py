@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -94,6 +96,7 @@ def cmd_browse(args: argparse.Namespace) -> int:
     from .drivers.base import DriverError
     from .drivers.opcua.browse import browse
 
+    logging.getLogger("asyncua").setLevel(logging.CRITICAL)  # errors: the line below
     try:
         rows = _run_async(browse(dev, args.depth))
     except DriverError as err:
@@ -120,8 +123,9 @@ def cmd_certs(args: argparse.Namespace) -> int:
         cert, key = make_client_certificate(Path(args.out), uri, hostname)
     except FileExistsError as err:
         print(
-            f"edge-agent: {err}: keep the existing pair, or remove it to make a new one "
-            "(the servers that trust the old certificate will then refuse this gateway)",
+            f"edge-agent: {err}: servers may trust it already: keep the existing pair, or "
+            "remove it to make a new one (servers that trust the old one will then refuse "
+            "this gateway until they trust the new one)",
             file=sys.stderr,
         )
         return 1
@@ -204,6 +208,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.fn(args))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `edge-agent read ... | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
+        return 1
 
 
 if __name__ == "__main__":

@@ -12,13 +12,20 @@ from .drivers.base import DeviceUnavailable
 from .drivers.registry import make_driver
 from .readings import Quality, Reading
 
+_WIDTH = 60
+
 
 def _fmt(value: object) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
         return f"{value:.6g}"
-    return str(value)
+    text = str(value)
+    if len(text) > _WIDTH:  # a waveform: its start and its length, not 85 KB on one line
+        text = text[: _WIDTH - 1] + "…"
+        if isinstance(value, list):
+            text += f" ({len(value)} values)"
+    return text
 
 
 def render(device: str, header: str, readings: list[Reading], units: dict[str, str]) -> str:
@@ -34,17 +41,15 @@ def render(device: str, header: str, readings: list[Reading], units: dict[str, s
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = [f"{device}  {header}"]
     for row in rows:
-        lines.append(
-            "  "
-            + "  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True))
-            + "  "
-            + row[4]
-        )
+        cells = "  ".join(c.ljust(w) for c, w in zip(row[:4], widths, strict=True))
+        lines.append(f"  {cells}  {row[4]}".rstrip())
     return "\n".join(lines)
 
 
 async def read_devices(cfg: Config, only: str | None) -> int:
+    # the drivers translate what the libraries log into the one line printed per device
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    logging.getLogger("asyncua").setLevel(logging.CRITICAL)
     worst = 0
     for dev in cfg.devices:
         if only and dev.name != only:

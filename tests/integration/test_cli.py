@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 
 from edge_agent.cli import main
 from edge_agent.config.models import Config
+from simulators.opcua_sim import OpcUaSimulator
 from tests.support.agent import SimThread, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,6 +129,44 @@ def test_read_prints_decoded_values_and_raw_registers(
     assert lines[2].split() == ["discharge_pressure", "3.42", "bar", "good", "405A", "E148"]
     assert lines[3].split() == ["bearing_temp", "61.3", "degC", "good", "0265"]
     assert lines[4].split() == ["beyond", "-", "bad", "(illegal_data_address)"]
+
+
+def test_read_an_opcua_machine_shortens_arrays_and_survives_a_closed_pipe(
+    tmp_path: Path, sim_factory: Callable[..., SimThread]
+) -> None:
+    sim = sim_factory(factory=OpcUaSimulator, deterministic=True)
+    motor = {
+        "name": "motor-7",
+        "protocol": "opcua",
+        "endpoint": sim.sim.endpoint,
+        "points": [
+            {"name": "speed_rpm", "node": "ns=2;s=Motor7.Speed", "mode": "poll"},
+            {"name": "broken", "node": "ns=2;s=Motor7.Broken", "mode": "poll"},
+            {"name": "waveform", "node": "ns=2;s=Motor7.Vibration.Waveform", "mode": "poll"},
+        ],
+    }
+    config = write_config(tmp_path / "c.yaml", "mqtt://127.0.0.1:1", [motor])
+    proc = run("read", str(config))
+    assert proc.returncode == 1, proc.stderr  # one point is bad
+    lines = proc.stdout.splitlines()
+    assert lines[2].split() == ["speed_rpm", "1485", "good"]  # Good: no status in RAW
+    assert lines[3].split() == ["broken", "-", "bad", "(BadSensorFailure)", "808C0000"]
+    assert lines[4].split()[:2] == ["waveform", "[-1.8337628706425395,"]
+    assert "(4096 values)" in lines[4]
+    assert max(len(line) for line in lines) < 200
+    assert proc.stderr == ""
+
+    # `true` exits without reading: every write of `read` meets a closed pipe
+    piped = subprocess.run(
+        ["bash", "-c", f"set -o pipefail; {sys.executable} -m edge_agent read {config} | true"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert piped.returncode == 1
+    assert piped.stderr == ""  # no BrokenPipeError traceback
 
 
 def test_read_names_an_unknown_device_and_an_unreachable_one(tmp_path: Path) -> None:

@@ -308,7 +308,7 @@ async def test_every_type_by_poll_and_by_subscription(server: UaTestServer) -> N
         polls = sum(1 for r in seen if r.point == "boolean_poll")
         assert driver.requests - requests == polls  # one Read per poll for all 14 nodes
         for r in latest(seen).values():
-            assert (r.quality, r.error, r.ts_ms, r.raw) == (Quality.GOOD, None, T0_MS, (0,)), r
+            assert (r.quality, r.error, r.ts_ms, r.raw) == (Quality.GOOD, None, T0_MS, None), r
         assert type(latest(seen)["uint64_sub"].value) is int
 
         later = T0 + dt.timedelta(minutes=1)
@@ -330,12 +330,14 @@ async def test_bad_and_uncertain_status(server: UaTestServer) -> None:
         {"name": "sensor_sub", "node": node("sensor")},
         {"name": "guess_sub", "node": node("guess")},
     ]
-    driver = await connected(device(server.url, points))
+    driver = await connected(device(server.url, points), keep_raw=True)  # raw: `read`'s RAW
     try:
         last = latest(await poll_until(driver, has(*(p["name"] for p in points))))
         for kind in ("poll", "sub"):
             bad, uncertain = last[f"sensor_{kind}"], last[f"guess_{kind}"]
             assert (bad.value, bad.quality, bad.error) == (None, Quality.BAD, "BadSensorFailure")
+            assert bad.raw == (ua.StatusCodes.BadSensorFailure,)
+            assert uncertain.raw == (ua.StatusCodes.UncertainLastUsableValue,)
             assert (uncertain.value, uncertain.quality, uncertain.error) == (
                 7.5,
                 Quality.UNCERTAIN,

@@ -39,9 +39,7 @@ def make_client_certificate(
     if not overwrite:
         for path in (cert_path, key_path):
             if path.exists():
-                raise FileExistsError(
-                    f"{path} exists: servers may trust it already (use overwrite to replace it)"
-                )
+                raise FileExistsError(f"{path} exists")
     out_dir.mkdir(parents=True, exist_ok=True)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name(

@@ -168,7 +168,8 @@ class OpcUaDriver:
             raw = self.keep_raw
             for (name, _), dv in zip(self._polled, values, strict=True):
                 value, quality, err, ts = convert(dv, now)
-                status = (dv.StatusCode.value if dv.StatusCode else 0,) if raw else None
+                code = dv.StatusCode.value if dv.StatusCode else 0
+                status = (code,) if raw and code else None  # `read`'s RAW: a status, not Good
                 out.append(Reading(name, value, quality, ts, err, status))
         if self._failed:
             ts = now_ms()
@@ -402,11 +403,13 @@ class OpcUaDriver:
                 if band is not None and self._within(item.ClientHandle, band, value, quality):
                     self.filtered += 1
                     continue
-                status = (item.Value.StatusCode.value if item.Value.StatusCode else 0,)
+                code = item.Value.StatusCode.value if item.Value.StatusCode else 0
                 if len(changes) >= self._max_changes:
                     changes.popleft()
                     self.dropped += 1
-                changes.append(Reading(name, value, quality, ts, err, status if raw else None))
+                changes.append(
+                    Reading(name, value, quality, ts, err, (code,) if raw and code else None)
+                )
             elif isinstance(event, StatusChangeEvent):
                 # BadTimeout (the server dropped it), GoodSubscriptionTransferred (another
                 # session took it), BadShutdown (asyncua saw the connection go): no more data

@@ -537,6 +537,26 @@ async def test_a_server_certificate_issued_by_a_trusted_ca_is_trusted(tmp_path: 
         verify_server_certificate(der, "opc.tcp://plc:4840", pki.wrong_ca_file)
 
 
+async def test_a_refused_certificate_goes_to_the_state_directory_when_pki_is_read_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under systemd's ProtectSystem=strict /etc is read-only: the certificate is saved
+    where the operator can still find it, not in the service's private /tmp."""
+    pki = make_test_pki(tmp_path / "pki")
+    der = x509.load_pem_x509_certificate(pki.server_cert.read_bytes()).public_bytes(
+        serialization.Encoding.DER
+    )
+    etc = tmp_path / "etc"
+    (etc / "trusted").mkdir(parents=True)
+    (etc / "rejected").write_text("not a directory: as unwritable as a read-only /etc\n")
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    with pytest.raises(ServerNotTrusted) as refused:
+        verify_server_certificate(der, "opc.tcp://plc:4840", etc / "trusted")
+    saved = next((tmp_path / "state" / "rejected-servers").iterdir())
+    assert saved.read_bytes() == der
+    assert f"it was saved to {saved} for you to inspect" in str(refused.value)
+
+
 async def test_the_server_refusing_our_certificate_says_so(
     server: UaTestServer, tmp_path: Path
 ) -> None:

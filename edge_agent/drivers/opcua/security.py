@@ -11,12 +11,15 @@ and verifies the server's answer with it, and refuses a session whose certificat
 
 The trust files are read at every connect, so copying a certificate in takes effect at the
 runner's next reconnect attempt, with no restart. A refused certificate is saved to
-`<parent of trusted_servers>/rejected/` (or the temporary directory) for inspection.
+`<parent of trusted_servers>/rejected/` for inspection; where that cannot be written (under
+systemd's ProtectSystem=strict, unless the unit lists it in ReadWritePaths), to
+`$STATE_DIRECTORY/rejected-servers/`, else to the temporary directory.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 import tempfile
 from dataclasses import dataclass
@@ -148,7 +151,11 @@ def _save_rejected(cert: x509.Certificate, trusted: Path) -> str:
     name = f"{stem or 'server'}-{thumbprint(cert)[:16]}.der"
     der = cert.public_bytes(serialization.Encoding.DER)
     errors = []
-    for folder in (trusted.parent / "rejected", Path(tempfile.gettempdir()) / "edge-agent-pki"):
+    folders = [trusted.parent / "rejected"]
+    if os.environ.get("STATE_DIRECTORY"):  # systemd's StateDirectory: writable, persistent
+        folders.append(Path(os.environ["STATE_DIRECTORY"].split(":")[0]) / "rejected-servers")
+    folders.append(Path(tempfile.gettempdir()) / "edge-agent-pki")
+    for folder in folders:
         try:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / name).write_bytes(der)

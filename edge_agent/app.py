@@ -177,10 +177,11 @@ class Agent:
         remaining = deadline - time.monotonic() - 0.5
         if remaining > 0 and not await self.publisher.drain(remaining):
             log.warning("stopping before the broker took everything: the rest stays buffered")
+        # offline goes out on the live connection, then a clean DISCONNECT (no last will)
+        await self.publisher.close(timeout=max(0.1, deadline - time.monotonic()))
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await self.publisher.close(timeout=max(0.1, deadline - time.monotonic()))
 
     def _start_runners(self) -> None:
         assert self.pipeline is not None
@@ -257,30 +258,32 @@ class Agent:
             await asyncio.sleep(interval)
 
 
-class _LibraryErrorsOnOneLine(logging.Filter):
+class _Formatter(logging.Formatter):
     """asyncua logs failures we handle (a renewal that timed out, a garbled answer) with a
-    traceback; the runner already logs what they mean for the device. Keep the library's
-    line, with the exception's name and text, and drop the traceback."""
+    traceback; the runner already logs what they mean for the device. Such a line keeps the
+    library's message and the exception's name and text, without the traceback."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def format(self, record: logging.LogRecord) -> str:
         err = record.exc_info[1] if record.exc_info else None
-        if err is not None and record.name.startswith(("asyncua", "pymodbus")):
-            record.msg = f"{record.getMessage()}: {type(err).__name__} {err}".rstrip()
-            record.args = None
-            record.exc_info = record.exc_text = None
-        return True
+        if err is None or not record.name.startswith(("asyncua", "pymodbus")):
+            return super().format(record)
+        saved = record.exc_info, record.exc_text
+        record.exc_info = record.exc_text = None  # for this line only: other handlers keep it
+        try:
+            text = super().format(record)
+        finally:
+            record.exc_info, record.exc_text = saved
+        return f"{text}: {type(err).__name__} {err}".rstrip()
 
 
 def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=level.upper())
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(_Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     # pymodbus logs every failed request; the runner logs the transitions that matter.
     if level != "debug":
         logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
         logging.getLogger("asyncua").setLevel(logging.ERROR)
-        for handler in logging.getLogger().handlers:
-            handler.addFilter(_LibraryErrorsOnOneLine())
 
 
 async def run_agent(path: str) -> int:

@@ -3,7 +3,8 @@ message and an exit code, never to a traceback.
 
 Exit codes: 0 fine; 1 `read` found bad values or unreachable devices; 2 invalid config or
 usage (check, read, schema); 78 invalid config at `run` (EX_CONFIG: systemd is told not to
-restart a daemon that cannot start until someone edits its config).
+restart a daemon that cannot start until someone edits its config); 141 the output pipe
+was closed early (`edge-agent read ... | head`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from . import __version__
 from .config import ConfigError, Loaded, load_config
 
 EXIT_CONFIG_RUN = 78
+EXIT_BROKEN_PIPE = 141  # as a shell reports a process ended by SIGPIPE
 
 
 def _load(path: str) -> Loaded:
@@ -205,12 +207,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.set_defaults(fn=cmd_schema)
     args = parser.parse_args(argv)
     try:
-        return int(args.fn(args))
+        code = int(args.fn(args))
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:  # `edge-agent read ... | head`: the reader has all it wanted
+    except BrokenPipeError:
+        if args.command == "run":
+            raise  # the daemon writes no stdout: an EPIPE there is a socket's, a real error
+        # `edge-agent read ... | head`: the reader has all it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no error at exit
-        return 1
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -29,22 +29,20 @@ def load_certificates(data: bytes) -> list[x509.Certificate]:
 
 def load_key_pair(certificate: Path, private_key: Path) -> tuple[x509.Certificate, PrivateKeyTypes]:
     """The first certificate in `certificate` and the unencrypted key that goes with it."""
+    cert_data, key_data = _read(certificate, "certificate"), _read(private_key, "private_key")
     try:
-        cert = load_certificates(certificate.read_bytes())[0]
-    except (OSError, ValueError, IndexError) as err:
-        raise KeyPairError(f"cannot load certificate {certificate}: {err}", "certificate") from err
+        cert = load_certificates(cert_data)[0]
+    except (ValueError, IndexError) as err:
+        raise KeyPairError(f"{certificate} is not a certificate: {err}", "certificate") from err
     try:
-        data = private_key.read_bytes()
         key = (
-            serialization.load_pem_private_key(data, password=None)
-            if b"-----BEGIN" in data
-            else serialization.load_der_private_key(data, password=None)
+            serialization.load_pem_private_key(key_data, password=None)
+            if b"-----BEGIN" in key_data
+            else serialization.load_der_private_key(key_data, password=None)
         )
-    except (OSError, ValueError, TypeError) as err:
+    except (ValueError, TypeError) as err:
         raise KeyPairError(
-            f"cannot load private key {private_key} (an unencrypted PEM or DER key is needed): "
-            f"{err}",
-            "private_key",
+            f"{private_key} is not an unencrypted private key (PEM or DER): {err}", "private_key"
         ) from err
     spki = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     if key.public_key().public_bytes(*spki) != cert.public_key().public_bytes(*spki):
@@ -54,3 +52,14 @@ def load_key_pair(certificate: Path, private_key: Path) -> tuple[x509.Certificat
             "private_key",
         )
     return cert, key
+
+
+def _read(path: Path, key: Literal["certificate", "private_key"]) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise KeyPairError(
+            f"cannot read {path}: {err.strerror or err}: the agent's user must be able to "
+            "read it (as a service: chown edge-agent: FILE)",
+            key,
+        ) from err

@@ -90,6 +90,7 @@ class MqttPublisher:
         self._cursor = 0
         self._next_send = 0.0
         self._down_since: float | None = None
+        self._closing = False
         buffer.on_commit(self._wake.set)
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -107,6 +108,8 @@ class MqttPublisher:
             try:
                 await self._connect()
             except ConnectFailed as err:
+                if self._closing:
+                    return
                 self._mark_down(str(err))
                 await asyncio.sleep(backoff.next())
                 continue
@@ -115,6 +118,8 @@ class MqttPublisher:
                 reason = await self._session()
             finally:
                 self._teardown()
+            if self._closing:
+                return  # close() said offline and disconnected: not an outage
             self._mark_down(reason)
             await asyncio.sleep(backoff.next())
 
@@ -132,7 +137,9 @@ class MqttPublisher:
         return False
 
     async def close(self, timeout: float = 1.0) -> None:
-        """Say offline (retained) and disconnect cleanly: the last will is not sent then."""
+        """Say offline (retained) and disconnect cleanly: the last will is not sent then.
+        Call it while run() still runs (its session owns the connection), then cancel run()."""
+        self._closing = True
         client = self._client
         if client is not None and self.connected:
             with contextlib.suppress(TimeoutError, ConnectFailed):

@@ -86,6 +86,15 @@ def check_devices(devices: list[Any]) -> Iterator[Finding]:
 
 def _opcua_device(dev: OpcUaDevice) -> Iterator[Finding]:
     yield from _duplicates([p.name for p in dev.points], "point", "points")
+    for i, point in enumerate(dev.points):
+        if point.mode == "poll":
+            for key in ("sampling_interval", "queue_size", "deadband"):
+                if key in point.model_fields_set:
+                    yield Finding(
+                        ("points", i, key),
+                        f"{key} is for mode: subscribe; a polled point is read every "
+                        "poll_interval: remove it, or subscribe to the point",
+                    )
     sec = dev.security
     for key in ("certificate", "private_key", "trusted_servers"):
         path = getattr(sec, key)

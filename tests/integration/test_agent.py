@@ -134,8 +134,12 @@ def test_sigterm_flushes_says_offline_and_exits_0(
     assert agent.proc.wait(timeout=5) == 0, agent.log()
     took = time.monotonic() - started
     sub.wait_for(lambda _: status(sub)[-1:] == ["offline"])
+    # said by the agent as it stopped, not the last will the broker keeps from the connect
+    states = [m.json() for m in sub.messages if m.topic == f"{PREFIX}/status"]
+    assert states[-1]["ts"] > states[-2]["ts"], states
     log = agent.log()
     assert "stopped; 0 messages remain buffered" in log, log
+    assert "MQTT:" not in log.split("stopping")[-1]  # no outage warning at a stop
     # Everything polled before the stop reached the broker, in order, without gaps.
     seen = seqs_in_order(telemetry(sub))
     assert seen == list(range(1, len(seen) + 1))

@@ -90,7 +90,7 @@ class OpcUaDriver:
         self._subscribed = 0
         self._handles: dict[int, str] = {}
         self._bands: dict[int, float] = {}  # client handle -> deadband
-        self._last: dict[int, tuple[Any, Quality]] = {}  # client handle -> last passed on
+        self._last: dict[int, tuple[Any, int]] = {}  # client handle -> last value, status
         self._changes: deque[Reading] = deque()
         self._max_changes = max(10_000, 100 * len(device.points))
         self._max_read = 0  # the server's OperationLimits (0: none)
@@ -266,9 +266,17 @@ class OpcUaDriver:
         deadband is a percentage of the node's EURange property: without one, the point
         is refused here rather than by the server (some servers ignore it silently)."""
         for r in points:
-            if r.error is None and isinstance(r.point.deadband, float | int):
+            if (
+                r.error is None
+                and r.point.mode == "subscribe"
+                and isinstance(r.point.deadband, float | int)
+            ):
                 r.band = float(r.point.deadband)
-        percent = [r for r in points if r.error is None and isinstance(r.point.deadband, str)]
+        percent = [
+            r
+            for r in points
+            if r.error is None and r.point.mode == "subscribe" and isinstance(r.point.deadband, str)
+        ]
         if not percent:
             return
         path = ua.RelativePath(
@@ -288,8 +296,10 @@ class OpcUaDriver:
                  if res.StatusCode.is_good() and res.Targets]  # fmt: skip
         ids = [ua.ReadValueId(ua.NodeId(t.Identifier, t.NamespaceIndex, t.NodeIdType),
                               ua.AttributeIds.Value) for _, t in found]  # fmt: skip
-        self.requests += 1
-        values = await client.uaclient.read(ua.ReadParameters(NodesToRead=ids)) if ids else []
+        values = []
+        if ids:
+            self.requests += 1
+            values = await client.uaclient.read(ua.ReadParameters(NodesToRead=ids))
         for (r, _), dv in zip(found, values, strict=True):
             eu = _value(dv)
             if isinstance(eu, ua.Range) and eu.High > eu.Low:
@@ -399,11 +409,11 @@ class OpcUaDriver:
                 except Exception:  # a bug in convert must not end the subscription
                     log.exception("%s: cannot convert %r", self.device.name, item.Value)
                     value, quality, err, ts = None, Quality.BAD, "decode_error", now_ms()
+                code = item.Value.StatusCode.value if item.Value.StatusCode else 0
                 band = bands.get(item.ClientHandle)
-                if band is not None and self._within(item.ClientHandle, band, value, quality):
+                if band is not None and self._within(item.ClientHandle, band, value, code):
                     self.filtered += 1
                     continue
-                code = item.Value.StatusCode.value if item.Value.StatusCode else 0
                 if len(changes) >= self._max_changes:
                     changes.popleft()
                     self.dropped += 1
@@ -413,14 +423,18 @@ class OpcUaDriver:
             elif isinstance(event, StatusChangeEvent):
                 # BadTimeout (the server dropped it), GoodSubscriptionTransferred (another
                 # session took it), BadShutdown (asyncua saw the connection go): no more data
-                self._lost = f"subscription ended ({status_name(event.notification.Status.value)})"
+                # asyncua also says BadShutdown for a connection it lost: keep the first cause
+                status = status_name(event.notification.Status.value)
+                self._lost = self._lost or f"subscription ended ({status})"
 
-    def _within(self, handle: int, band: float, value: Any, quality: Quality) -> bool:
+    def _within(self, handle: int, band: float, value: Any, code: int) -> bool:
         """The server should not have sent this change (its deadband): some servers ignore
         percent deadbands, so the driver applies it too, against the last value passed on.
-        A change of quality always passes."""
+        A change of status passes whatever the value (trigger StatusValue, Part 4 7.22.2);
+        the low 16 bits are info bits, not the status."""
+        status = code & 0xFFFF_0000
         last = self._last.get(handle)
-        if last is not None and last[1] is quality and within_deadband(band, last[0], value):
+        if last is not None and last[1] == status and within_deadband(band, last[0], value):
             return True
-        self._last[handle] = (value, quality)
+        self._last[handle] = (value, status)
         return False

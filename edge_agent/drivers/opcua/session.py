@@ -166,7 +166,10 @@ def watch(client: Client, lost: Callable[[str], None]) -> None:
     client.uaclient.observer = _Watch(client, lost)
 
     async def probe_failed(err: Exception) -> None:  # asyncua's supervisor task
-        lost(f"keepalive failed: {err or type(err).__name__}")
+        if isinstance(err, TimeoutError):
+            lost("keepalive probe unanswered")
+        else:
+            lost(f"keepalive probe failed: {err or type(err).__name__}")
 
     client.connection_lost_callback = probe_failed
     renewal = client._renew_channel_task  # started by connect(); no public handle

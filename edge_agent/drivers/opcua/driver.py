@@ -1,6 +1,7 @@
 """The OPC UA driver: points -> Readings, over the session that session.py opens and watches.
 
-connect() opens one session (security, user), resolves every point's node once, and creates
+connect() opens one session (security, user), resolves every point's node once (resolve.py),
+and creates
 one subscription for the points in mode subscribe. poll() sends one Read request for the
 points in mode poll and returns, after those readings, every data change the subscription
 delivered since the last poll, in the server's order and with its source timestamps.
@@ -10,9 +11,9 @@ A point whose node is missing or unreadable does not fail the device: it is repo
 keepalive probe unanswered, the secure channel not renewed, the subscription timed out on
 the server) makes poll() raise DeviceUnavailable: the runner backs off and calls connect(),
 which builds a new channel, session and subscription. asyncua's own reconnection is left
-off: one owner of retries, the runner.
-Data changes that arrived before the session died but after the last poll are kept and
-returned by the first poll after the reconnect (they happened; their timestamps say when).
+off: one owner of retries, the runner. Data changes that arrived before the session died
+but after the last poll are kept and returned by the first poll after the reconnect (they
+happened; their timestamps say when).
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import logging
 import math
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from asyncua import Client, ua
@@ -34,42 +34,19 @@ from asyncua.common.subscription import (
     Subscription,
 )
 
-from ...config.opcua import OpcUaDevice, OpcUaPoint
+from ...config.opcua import OpcUaDevice
 from ...readings import Quality, Reading, now_ms
 from ..base import DeviceTimeout, DeviceUnavailable
 from .convert import (
     convert,
     deadband_filter,
-    parse_node,
-    relative_path,
     status_name,
     within_deadband,
 )
+from .resolve import Resolved, resolve
 from .session import new_client, open_session, shutdown, translate_errors, watch
 
 log = logging.getLogger(__name__)
-
-_LIMITS = (  # Server.ServerCapabilities.OperationLimits: 0 or absent means no limit
-    ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead,
-    ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall,
-)
-_CURRENT_READ = int(ua.AccessLevelType.CurrentRead)
-
-
-def _value(dv: ua.DataValue) -> Any:
-    """The value of a good DataValue, else None."""
-    if dv.StatusCode is not None and not dv.StatusCode.is_good():
-        return None
-    return dv.Value.Value if dv.Value is not None else None
-
-
-@dataclass(slots=True)
-class _Resolved:
-    point: OpcUaPoint
-    node: ua.NodeId | None = None
-    error: str | None = None  # a status name: the point reads bad with it on every poll
-    why: str = ""  # for the operator, when the status name does not say it all
-    band: float | None = None  # the deadband in the node's units, for subscribed points
 
 
 class OpcUaDriver:
@@ -124,15 +101,17 @@ class OpcUaDriver:
             # watch only the session: the endpoint query before it opens and closes a socket
             watch(client, self._mark_lost(client))
             with translate_errors(dev, "resolving the points"):
-                resolved = await self._resolve(client)
+                found = await resolve(client, dev)
+            self.requests += found.reads
+            self._max_read, self._max_items = found.max_read, found.max_items
             with translate_errors(dev, "creating the subscription"):
-                await self._subscribe(client, [r for r in resolved if r.error is None])
+                await self._subscribe(client, [r for r in found.points if r.error is None])
         except BaseException as failure:
             if isinstance(failure, DeviceTimeout):
                 self._lost = str(failure)  # a hung server is not asked to close the session
             await self.close()
             raise
-        self._plan(resolved)
+        self._plan(found.points)
 
     def _mark_lost(self, client: Client) -> Callable[[str], None]:
         def lost(reason: str) -> None:
@@ -205,114 +184,7 @@ class OpcUaDriver:
 
     # -- connect: resolve nodes, create the subscription ----------------------------------
 
-    async def _resolve(self, client: Client) -> list[_Resolved]:
-        """Node ids and browse paths -> NodeIds, checked readable: four requests at most."""
-        points = [_Resolved(p) for p in self.device.points]
-        namespaces: list[str] | None = None
-        by_path: list[_Resolved] = []
-        for r in points:
-            if r.point.browse_path is not None:
-                by_path.append(r)
-                continue
-            try:
-                node = parse_node(r.point.node or "")
-            except ValueError:
-                r.error = "BadNodeIdInvalid"
-                continue
-            if isinstance(node, ua.ExpandedNodeId) and node.NamespaceUri:
-                if namespaces is None:
-                    namespaces = await client.get_namespace_array()
-                if node.NamespaceUri not in namespaces:
-                    r.error = "BadNodeIdUnknown"
-                    r.why = f"namespace {node.NamespaceUri} is not on the server"
-                    continue
-                ns = namespaces.index(node.NamespaceUri)
-                node = ua.NodeId(node.Identifier, ns, node.NodeIdType)
-            r.node = node
-        if by_path:
-            root = ua.NodeId(ua.ObjectIds.RootFolder)
-            results = await client.uaclient.translate_browsepaths_to_nodeids(
-                [ua.BrowsePath(root, relative_path(r.point.browse_path or "")) for r in by_path]
-            )
-            for r, res in zip(by_path, results, strict=True):
-                if not res.StatusCode.is_good():
-                    r.error = status_name(res.StatusCode.value)
-                    continue
-                if not res.Targets:
-                    r.error = "BadNoMatch"
-                    continue
-                t = res.Targets[0].TargetId
-                r.node = ua.NodeId(t.Identifier, t.NamespaceIndex, t.NodeIdType)
-        await self._check_readable(client, [r for r in points if r.error is None])
-        await self._check_eu_range(client, points)
-        return points
-
-    async def _check_readable(self, client: Client, points: list[_Resolved]) -> None:
-        ids = [ua.ReadValueId(r.node, ua.AttributeIds.UserAccessLevel) for r in points]
-        ids += [ua.ReadValueId(ua.NodeId(i), ua.AttributeIds.Value) for i in _LIMITS]
-        self.requests += 1
-        values = await client.uaclient.read(ua.ReadParameters(NodesToRead=ids))
-        for r, dv in zip(points, values, strict=False):
-            code = dv.StatusCode.value if dv.StatusCode else 0
-            if code & 0x8000_0000:
-                r.error = status_name(code)
-            elif not int(_value(dv) or 0) & _CURRENT_READ:
-                r.error = "BadNotReadable"
-        limits = [int(_value(dv) or 0) for dv in values[len(points) :]]
-        self._max_read, self._max_items = [*limits, 0, 0][:2]
-
-    async def _check_eu_range(self, client: Client, points: list[_Resolved]) -> None:
-        """A deadband in the node's units for every subscribed point that has one. A percent
-        deadband is a percentage of the node's EURange property: without one, the point
-        is refused here rather than by the server (some servers ignore it silently)."""
-        for r in points:
-            if (
-                r.error is None
-                and r.point.mode == "subscribe"
-                and isinstance(r.point.deadband, float | int)
-            ):
-                r.band = float(r.point.deadband)
-        percent = [
-            r
-            for r in points
-            if r.error is None and r.point.mode == "subscribe" and isinstance(r.point.deadband, str)
-        ]
-        if not percent:
-            return
-        path = ua.RelativePath(
-            Elements=[
-                ua.RelativePathElement(
-                    ReferenceTypeId=ua.NodeId(ua.ObjectIds.HasProperty),
-                    IsInverse=False,  # asyncua's default is True
-                    IncludeSubtypes=True,
-                    TargetName=ua.QualifiedName("EURange", 0),
-                )
-            ]
-        )
-        results = await client.uaclient.translate_browsepaths_to_nodeids(
-            [ua.BrowsePath(r.node, path) for r in percent]
-        )
-        found = [(r, res.Targets[0].TargetId) for r, res in zip(percent, results, strict=True)
-                 if res.StatusCode.is_good() and res.Targets]  # fmt: skip
-        ids = [ua.ReadValueId(ua.NodeId(t.Identifier, t.NamespaceIndex, t.NodeIdType),
-                              ua.AttributeIds.Value) for _, t in found]  # fmt: skip
-        values = []
-        if ids:
-            self.requests += 1
-            values = await client.uaclient.read(ua.ReadParameters(NodesToRead=ids))
-        for (r, _), dv in zip(found, values, strict=True):
-            eu = _value(dv)
-            if isinstance(eu, ua.Range) and eu.High > eu.Low:
-                r.band = float(str(r.point.deadband).strip().rstrip("%")) / 100 * (eu.High - eu.Low)
-        for r in percent:
-            if r.band is None:
-                r.error = "BadDeadbandFilterInvalid"
-                r.why = (
-                    "a percent deadband needs an EURange property (Low < High) on the node: "
-                    "give an absolute deadband instead"
-                )
-
-    async def _subscribe(self, client: Client, points: list[_Resolved]) -> None:
+    async def _subscribe(self, client: Client, points: list[Resolved]) -> None:
         dev = self.device
         wanted = [r for r in points if r.point.mode == "subscribe"]
         self._handles = {}
@@ -366,7 +238,7 @@ class OpcUaDriver:
                 r.error = status_name(result.value)
                 r.why = "the server refused to monitor it"
 
-    def _plan(self, resolved: list[_Resolved]) -> None:
+    def _plan(self, resolved: list[Resolved]) -> None:
         self._polled = [
             (r.point.name, ua.ReadValueId(r.node, ua.AttributeIds.Value))
             for r in resolved
@@ -378,7 +250,7 @@ class OpcUaDriver:
         )
         self._report(resolved)
 
-    def _report(self, resolved: list[_Resolved]) -> None:
+    def _report(self, resolved: list[Resolved]) -> None:
         """`problems` in config order; each logged once, not again at every reconnect."""
         self.problems = []
         for r in resolved:

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from .drivers.base import Counting
 from .readings import now_ms
 
 
@@ -25,6 +26,7 @@ def health_payload(
             "readings": r.stats.readings,
             "bad_readings": r.stats.bad_readings,
             "last_poll_ms": round(r.stats.last_poll_seconds * 1000, 1),
+            **(r.driver.counters() if isinstance(r.driver, Counting) else {}),
         }
         for name, r in runners.items()
     }

@@ -14,7 +14,7 @@ A driver translates its library's exceptions into these at one place, with `rais
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from ..readings import Reading
 
@@ -47,3 +47,12 @@ class Driver(Protocol):
 
     def describe(self) -> str:
         """One line for the logs: the plan of requests, the address."""
+
+
+@runtime_checkable
+class Counting(Protocol):
+    """An optional ability: counters of what the driver itself did with values, published
+    per device on the health topic beside the runner's."""
+
+    def counters(self) -> dict[str, int]:
+        """Monotonic counts since the driver was made, by name."""

@@ -80,7 +80,11 @@ def test_opcua_machine_end_to_end(
 ) -> None:
     sim = sim_factory(factory=OpcUaSimulator, deterministic=True, fault_severity=4.0)
     sub = subscriber_factory(broker.url, f"{PREFIX}/motor-7/+")
-    agent = agent_factory(write_config(tmp_path / "a.yaml", broker.url, [motor(sim.sim.endpoint)]))
+    health = subscriber_factory(broker.url, f"{PREFIX}/health")
+    config = write_config(
+        tmp_path / "a.yaml", broker.url, [motor(sim.sim.endpoint)], health_interval="1s"
+    )
+    agent = agent_factory(config)
     sub.wait_for(
         lambda _: any(
             r["point"] == "vibration_waveform" and r["q"] == "good"
@@ -117,6 +121,14 @@ def test_opcua_machine_end_to_end(
     assert values["iso10816_zone"] in ("A", "B", "C", "D")
     # The simulator's outer-race defect shows in the envelope at BPFO, not at BPFI.
     assert values["bpfo_amp"] > 2 * values["bpfi_amp"]
+
+    ours = health.wait_for(
+        lambda msgs: any("motor-7" in m.json()["devices"] for m in msgs if m.payload), timeout=10
+    )
+    counters = next(m.json() for m in ours if m.payload and "motor-7" in m.json()["devices"])
+    counters = counters["devices"]["motor-7"]
+    assert counters["available"] is True
+    assert (counters["changes_dropped"], counters["changes_filtered"]) == (0, 0)
     assert agent.terminate() == 0
 
 

@@ -75,6 +75,11 @@ class OpcUaDriver:
         self._lost: str | None = None
         self._reported: set[str] = set()
 
+    def counters(self) -> dict[str, int]:
+        """Data changes dropped because nobody polled for them in time (lost: also logged),
+        and changes within the deadband that the server sent anyway."""
+        return {"changes_dropped": self.dropped, "changes_filtered": self.filtered}
+
     def describe(self) -> str:
         dev, sec = self.device, self.device.security
         security = "no security" if sec.mode == "None" else f"{sec.policy}/{sec.mode}"
@@ -288,6 +293,13 @@ class OpcUaDriver:
                     continue
                 if len(changes) >= self._max_changes:
                     changes.popleft()
+                    if not self.dropped:
+                        log.warning(
+                            "%s: more than %d data changes waiting: dropping the oldest "
+                            "(counted as changes_dropped on the health topic)",
+                            self.device.name,
+                            self._max_changes,
+                        )
                     self.dropped += 1
                 changes.append(
                     Reading(name, value, quality, ts, err, (code,) if raw and code else None)

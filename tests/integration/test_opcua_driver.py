@@ -155,6 +155,10 @@ class UaTestServer:
             [
                 ua.SecurityPolicyType.NoSecurity,
                 ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt,
+                ua.SecurityPolicyType.Basic256Sha256_Sign,
+                ua.SecurityPolicyType.Aes128Sha256RsaOaep_SignAndEncrypt,
+                ua.SecurityPolicyType.Aes256Sha256RsaPss_Sign,
+                ua.SecurityPolicyType.Aes256Sha256RsaPss_SignAndEncrypt,
             ]
         )
         await server.load_certificate(str(self.cert))
@@ -476,8 +480,8 @@ async def test_browse_lists_what_points_can_name(server: UaTestServer) -> None:
 
 def secure(server: UaTestServer, trusted: Path, url: str | None = None, **kw: Any) -> OpcUaDevice:
     security = {
-        "policy": "Basic256Sha256",
-        "mode": "SignAndEncrypt",
+        "policy": kw.pop("policy", "Basic256Sha256"),
+        "mode": kw.pop("mode", "SignAndEncrypt"),
         "certificate": str(kw.pop("certificate", server.client_cert)),
         "private_key": str(kw.pop("private_key", server.client_key)),
         "trusted_servers": str(trusted),
@@ -486,15 +490,31 @@ def secure(server: UaTestServer, trusted: Path, url: str | None = None, **kw: An
     return device(url or server.url, points, security=security, **kw)
 
 
-async def test_sign_and_encrypt_with_a_trusted_server(server: UaTestServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("policy", "mode"),
+    [
+        ("Basic256Sha256", "SignAndEncrypt"),
+        ("Basic256Sha256", "Sign"),
+        ("Aes128_Sha256_RsaOaep", "SignAndEncrypt"),
+        ("Aes256_Sha256_RsaPss", "Sign"),
+        ("Aes256_Sha256_RsaPss", "SignAndEncrypt"),
+    ],
+)
+async def test_every_policy_with_a_trusted_server(
+    server: UaTestServer, tmp_path: Path, policy: str, mode: str
+) -> None:
     trusted = tmp_path / "pki" / "trusted"
     trusted.mkdir(parents=True)
     cert = x509.load_der_x509_certificate(server.cert.read_bytes())
     (trusted / "plc.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     await server.write("level", 3.5, VT.Double)
-    driver = await connected(secure(server, trusted))
+    driver = await connected(secure(server, trusted, policy=policy, mode=mode))
     try:
-        assert "(Basic256Sha256/SignAndEncrypt)" in driver.describe()
+        assert f"({policy}/{mode})" in driver.describe()
+        channel = driver._client.security_policy  # type: ignore[union-attr]  # what is in use
+        uri, in_use = channel.URI, channel.Mode
+        assert uri == f"http://opcfoundation.org/UA/SecurityPolicy#{policy}"
+        assert in_use == getattr(ua.MessageSecurityMode, mode)
         last = latest(await poll_until(driver, has("level")))
         assert (last["level"].value, last["level"].quality) == (3.5, Quality.GOOD)
     finally:

@@ -4,12 +4,9 @@ paho-mqtt 2 runs on our event loop (its socket is watched with add_reader/add_wr
 housekeeping called once a second), so there is no network thread. Each connection uses a
 fresh paho client; after a disconnect everything not acknowledged is re-read from the
 buffer, oldest first, so per-device order holds and at most `inflight` messages are sent
-twice. Reconnection is ours: capped exponential backoff with jitter.
-
-Errors (all caught in run(); none escapes to the supervisor):
-    ConnectFailed       TCP/TLS/DNS failure or no CONNACK in time: back off, retry
-    ConnectRefused      the broker said no (bad credentials, not authorized): back off, retry,
-                        and say which setting to check
+twice. Reconnection is ours: capped exponential backoff with jitter. The paho plumbing (client,
+handshake, socket on the loop) is mqtt_io.py; its ConnectFailed and ConnectRefused are all
+caught in run(): none escapes to the supervisor.
 """
 
 from __future__ import annotations
@@ -17,35 +14,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.reasoncodes import ReasonCode
 
 from .backoff import Backoff
 from .buffer import SqliteBuffer, StoredMessage
 from .config.models import Mqtt
+from .mqtt_io import ConnectFailed, LoopBinding, handshake, make_client
 from .readings import Message, now_ms
 
 log = logging.getLogger(__name__)
 
 DEAD_LETTER_RETRY_SECONDS = 60
-
-
-class ConnectFailed(Exception):
-    pass
-
-
-class ConnectRefused(ConnectFailed):
-    pass
 
 
 def status_payload(state: str, version: str) -> bytes:
@@ -80,7 +66,7 @@ class MqttPublisher:
         self._backlog_upto = 0
         self._client: paho.Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._loop_thread = 0
+        self._io: LoopBinding | None = None
         self._wake = asyncio.Event()
         self._lost: asyncio.Future[str] | None = None
         self._connack: asyncio.Future[ReasonCode] | None = None
@@ -97,7 +83,7 @@ class MqttPublisher:
     async def run(self) -> None:
         """Connect, publish, reconnect: until cancelled."""
         self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
+        self._io = LoopBinding(self._loop, lambda: self._client)
         if self.cfg.protocol == "3.1.1":
             log.warning(
                 "MQTT 3.1.1: the broker acknowledges refused publishes as success, so "
@@ -155,7 +141,7 @@ class MqttPublisher:
                     timeout,
                 )
             client.disconnect()
-            self._flush_writes(client)
+            self._flush(client)
         self._teardown()
 
     async def publish_snapshot(self, m: Message) -> None:
@@ -173,103 +159,24 @@ class MqttPublisher:
                     await self._publish_state(m)
 
     # ---- connection --------------------------------------------------------------------
-    def _make_client(self) -> paho.Client:
-        cfg = self.cfg
-        v5 = cfg.protocol == "5"
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
-            clean_session=None if v5 else True,
-            reconnect_on_failure=False,
-        )
-        client.connect_timeout = max(cfg.keepalive, 5.0)
-        client.max_inflight_messages_set(cfg.inflight)
-        # The pump bounds what it hands paho to the window; the status and meta messages come
-        # on top of it, so paho's own queue limit must leave room for them (0: unlimited).
-        client.max_queued_messages_set(0)
-        if cfg.username:
-            password = cfg.password.get_secret_value() if cfg.password else None
-            client.username_pw_set(cfg.username, password)
-        if cfg.tls_enabled:
-            tls = cfg.tls
-            client.tls_set(
-                ca_certs=str(tls.ca_file) if tls and tls.ca_file else None,
-                certfile=str(tls.cert_file) if tls and tls.cert_file else None,
-                keyfile=str(tls.key_file) if tls and tls.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
-        client.will_set(
-            self.status_topic, status_payload("offline", self.version), qos=1, retain=True
+    async def _connect(self) -> None:
+        assert self._loop is not None
+        assert self._io is not None
+        client = make_client(
+            self.cfg, self.client_id, (self.status_topic, status_payload("offline", self.version))
         )
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
-        client.on_socket_open = self._on_socket_open
-        client.on_socket_close = self._on_socket_close
-        client.on_socket_register_write = self._on_register_write
-        client.on_socket_unregister_write = self._on_unregister_write
-        return client
-
-    async def _connect(self) -> None:
-        assert self._loop is not None
-        cfg = self.cfg
-        client = self._make_client()
+        self._io.attach(client)
         self._client = client
         self._lost = self._loop.create_future()
         self._connack = self._loop.create_future()
-        props = None
-        if cfg.protocol == "5":
-            props = Properties(PacketTypes.CONNECT)
-            props.SessionExpiryInterval = 0
         try:
-            await self._handshake(client, props)
+            await handshake(self._loop, client, self.cfg, self._connack, self._io.flush)
         except BaseException:
             self._teardown()
             raise
-
-    async def _handshake(self, client: paho.Client, props: Properties | None) -> None:
-        assert self._loop is not None
-        assert self._connack is not None
-        cfg = self.cfg
-        where = f"{cfg.host}:{cfg.port}"
-        try:
-            # connect() resolves, opens TCP and does the TLS handshake: blocking, so off-loop.
-            await self._loop.run_in_executor(
-                None,
-                lambda: client.connect(
-                    cfg.host,
-                    cfg.port,
-                    keepalive=int(cfg.keepalive),
-                    # MQTT 5 only; 3.1.1 has clean_session=True from the constructor
-                    clean_start=True if props is not None else paho.MQTT_CLEAN_START_FIRST_ONLY,
-                    properties=props,
-                ),
-            )
-        except ssl.SSLCertVerificationError as err:
-            hint = (
-                "use in mqtt.url the host name the broker's certificate was issued for"
-                if "mismatch" in str(err.verify_message).lower()
-                else "check that mqtt.tls.ca_file holds the CA that signed the broker's certificate"
-            )
-            raise ConnectFailed(
-                f"TLS: broker {where} certificate not trusted ({err.verify_message}): {hint}"
-            ) from err
-        except (OSError, ValueError) as err:
-            raise ConnectFailed(f"cannot connect to {where}: {err}") from err
-        self._flush_writes(client)
-        try:
-            rc = await asyncio.wait_for(asyncio.shield(self._connack), client.connect_timeout)
-        except TimeoutError as err:
-            raise ConnectFailed(
-                f"no CONNACK from {where} within {client.connect_timeout:g}s"
-            ) from err
-        if rc.is_failure:
-            hint = (
-                ": check mqtt.username and the password" if rc.value in (0x86, 0x87, 4, 5) else ""
-            )
-            raise ConnectRefused(f"broker {where} refused the connection: {rc}{hint}")
 
     async def _session(self) -> str:
         """Publish while connected; returns why the connection ended."""
@@ -309,7 +216,8 @@ class MqttPublisher:
         self.connected = False
         if client is not None:
             sock = client.socket()
-            self._unwatch(sock, reader=True)
+            if self._io is not None:
+                self._io.unwatch(sock, reader=True)
             if sock is not None:
                 sock.close()  # the client is discarded: a new one is made for each connection
         for fut in self._waiters.values():
@@ -355,7 +263,7 @@ class MqttPublisher:
                 if self.min_gap:  # buffer.replay_rate: pace the backlog
                     wait = self._next_send - time.monotonic()
                     if wait > 0:
-                        self._flush_writes(client)
+                        self._flush(client)
                         await asyncio.sleep(wait)
                         if client is not self._client:
                             return
@@ -367,7 +275,7 @@ class MqttPublisher:
                     return
                 self._inflight[info.mid] = sm
                 self._cursor = sm.id
-            self._flush_writes(client)
+            self._flush(client)
 
     async def _publish_state(self, m: Message) -> None:
         """A state message (status, meta): sent directly, not through the buffer."""
@@ -380,7 +288,7 @@ class MqttPublisher:
             raise ConnectFailed(f"publish failed: {paho.error_string(info.rc)}")
         fut = self._loop.create_future()
         self._waiters[info.mid] = fut
-        self._flush_writes(client)
+        self._flush(client)
         if m.qos:
             rc = await fut
             if rc.is_failure:
@@ -435,59 +343,6 @@ class MqttPublisher:
             self.buffer.ack([sm.id])
         self._wake.set()
 
-    # paho calls the socket callbacks from connect(), which runs in an executor thread, and
-    # from loop_read/loop_write/loop_misc on the event loop: registration must happen on the
-    # loop, and at once when already there (a closed socket cannot be unregistered later).
-    def _on_loop(self, fn: Callable[..., None], *args: Any) -> None:
-        assert self._loop is not None
-        if threading.get_ident() == self._loop_thread:
-            fn(*args)
-        else:
-            self._loop.call_soon_threadsafe(fn, *args)
-
-    def _on_socket_open(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        self._on_loop(self._watch, client, sock)
-
-    def _watch(self, client: paho.Client, sock: Any) -> None:
-        if client is self._client and sock.fileno() >= 0:
-            assert self._loop is not None
-            self._loop.add_reader(sock, self._readable, client)
-
-    def _readable(self, client: paho.Client) -> None:
-        rc = client.loop_read(max_packets=100)
-        sock = client.socket()
-        # TLS may hold decrypted bytes that the socket no longer signals.
-        while (
-            rc == MQTTErrorCode.MQTT_ERR_SUCCESS
-            and isinstance(sock, ssl.SSLSocket)
-            and sock.pending()
-        ):
-            rc = client.loop_read(max_packets=100)
-
-    def _on_socket_close(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        self._unwatch(sock, reader=True)
-
-    def _on_register_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        self._on_loop(self._want_write, client, sock)
-
-    def _want_write(self, client: paho.Client, sock: Any) -> None:
-        if client is self._client and client.socket() is sock and sock.fileno() >= 0:
-            assert self._loop is not None
-            self._loop.add_writer(sock, client.loop_write)
-
-    def _on_unregister_write(self, client: paho.Client, userdata: Any, sock: Any) -> None:
-        self._on_loop(self._unwatch, sock, False)
-
-    def _unwatch(self, sock: Any, reader: bool = False) -> None:
-        """Unregister at once: it must happen before the socket is closed."""
-        loop = self._loop
-        if loop is None or sock is None:
-            return
-        with contextlib.suppress(ValueError, OSError, RuntimeError):
-            if reader:
-                loop.remove_reader(sock)
-            loop.remove_writer(sock)
-
-    def _flush_writes(self, client: paho.Client) -> None:
-        if client.want_write():
-            client.loop_write()
+    def _flush(self, client: paho.Client) -> None:
+        if self._io is not None:
+            self._io.flush(client)

@@ -1,6 +1,7 @@
 """The one-way data flow, kept mechanically: stages do not import each other.
 
-drivers -> readings <- pipeline -> buffer <- publisher; only app.py (and the CLI) wire them.
+drivers -> readings <- pipeline -> buffer <- publisher (+ mqtt_io); only app.py (and the CLI)
+wire them.
 """
 
 from __future__ import annotations
@@ -14,14 +15,24 @@ PKG = Path(__file__).resolve().parents[2] / "edge_agent"
 
 # module (or package) -> the edge_agent modules it must never import
 FORBIDDEN = {
-    "drivers": {"buffer", "publisher", "pipeline", "app", "runner", "meta"},
-    "buffer": {"drivers", "publisher", "pipeline", "app", "runner", "config"},
+    "drivers": {"buffer", "publisher", "mqtt_io", "pipeline", "app", "runner", "meta"},
+    "buffer": {"drivers", "publisher", "mqtt_io", "pipeline", "app", "runner", "config"},
     "publisher": {"drivers", "pipeline", "runner", "app"},
-    "pipeline": {"drivers", "buffer", "publisher", "runner", "app"},
-    "runner": {"buffer", "publisher", "pipeline", "app", "config"},
-    "config": {"drivers", "buffer", "publisher", "pipeline", "runner", "app"},
-    "readings": {"drivers", "buffer", "publisher", "pipeline", "runner", "app", "config"},
-    "indicators": {"drivers", "buffer", "publisher", "pipeline", "runner", "app"},
+    "mqtt_io": {"drivers", "buffer", "publisher", "pipeline", "runner", "app"},
+    "pipeline": {"drivers", "buffer", "publisher", "mqtt_io", "runner", "app"},
+    "runner": {"buffer", "publisher", "mqtt_io", "pipeline", "app", "config"},
+    "config": {"drivers", "buffer", "publisher", "mqtt_io", "pipeline", "runner", "app"},
+    "readings": {
+        "drivers",
+        "buffer",
+        "publisher",
+        "mqtt_io",
+        "pipeline",
+        "runner",
+        "app",
+        "config",
+    },
+    "indicators": {"drivers", "buffer", "publisher", "mqtt_io", "pipeline", "runner", "app"},
 }
 
 

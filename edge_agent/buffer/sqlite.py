@@ -20,6 +20,8 @@ than `min_free` left, the oldest messages are dropped (or the newest are refused
 `when_full`); messages older than `max_age` are dropped. Every drop is counted per device in
 the database and warned about once per episode. SQLite's own `max_page_count` backs the cap,
 so that a full disk cannot wedge the database (in WAL mode even a DELETE needs space).
+
+Opening (checks, quarantine of a corrupt file, the in-memory fallback) is opening.py.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import os
 import queue
 import sqlite3
 import threading
@@ -38,10 +39,9 @@ from typing import Any
 
 from ..readings import Message
 from .bounds import Bounds
+from .opening import open_file, open_memory
 from .store import (
-    PAGE_SIZE,
     ROW_OVERHEAD,
-    SCHEMA,
     BufferStats,
     BufferUnavailable,
     StoredMessage,
@@ -185,10 +185,7 @@ class SqliteBuffer(Bounds):
     # ---- buffer thread -----------------------------------------------------------------
     def _main(self, ready: concurrent.futures.Future[None]) -> None:
         try:
-            try:
-                db = self._open_db()
-            except (BufferUnavailable, sqlite3.Error, OSError) as err:
-                db = self._open_memory(err)
+            db = self._open()
         except Exception as err:  # reported to open()'s caller
             ready.set_exception(err)
             return
@@ -203,98 +200,19 @@ class SqliteBuffer(Bounds):
         finally:
             db.close()
 
-    def _open_db(self) -> sqlite3.Connection:
+    def _open(self) -> sqlite3.Connection:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise BufferUnavailable(
-                f"cannot use buffer directory {self.path.parent}: "
-                f"{err.strerror or err}; fix buffer.path"
-            ) from err
-        if not os.access(self.path.parent, os.W_OK):
-            raise BufferUnavailable(
-                f"cannot use buffer directory {self.path.parent}: not writable "
-                "by this user; fix its owner or buffer.path"
-            )
-        db: sqlite3.Connection | None = None
-        reason = "integrity check failed"
-        try:
-            db = self._connect()
-            ok = db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
-            if ok:
-                version = db.execute("PRAGMA user_version").fetchone()[0]
-                if version not in (0, 1):
-                    ok, reason = False, f"unknown buffer format version {version}"
-                else:
-                    db.executescript(SCHEMA)
-        except sqlite3.DatabaseError as err:
-            ok, reason = False, str(err)
-        if not ok or db is None:
-            if db is not None:
-                db.close()
-            self._quarantine(reason)
-            db = self._connect()
-            db.executescript(SCHEMA)
-        self._seqs = dict(db.execute("SELECT device, seq FROM seqs").fetchall())
-        self._states = dict(db.execute("SELECT key, value FROM state").fetchall())
-        depth, stored = db.execute(
-            "SELECT count(*), coalesce(sum(length(payload)), 0) FROM messages"
-        ).fetchone()
-        self.stats.depth = depth
-        self.stats.stored_bytes = stored + depth * ROW_OVERHEAD
-        self.stats.dropped = db.execute("SELECT coalesce(sum(dropped), 0) FROM drops").fetchone()[0]
-        return db
-
-    def _open_memory(self, err: BaseException) -> sqlite3.Connection:
-        """The file cannot be used (read-only, full, not ours): readings still flow live,
-        without durability, rather than not at all. Numbering goes on from the file's last
-        seqs if it can still be read, else from the clock (a visible jump, never a reuse)."""
-        self.degraded = str(err)
-        try:
-            ro = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
-            try:
-                self._seqs = dict(ro.execute("SELECT device, seq FROM seqs").fetchall())
-            finally:
-                ro.close()
-        except sqlite3.Error:
-            self.seq_floor = time.time_ns() // 1_000_000
-        log.critical(
-            "buffer %s cannot be used (%s): running with a buffer in memory; readings are NOT "
-            "kept across a restart or power cut until this is fixed",
-            self.path,
-            err,
-        )
-        db = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-        db.executescript(SCHEMA)
-        return db
-
-    def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        db.execute(f"PRAGMA page_size={PAGE_SIZE}")  # takes effect on a new file only
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute(f"PRAGMA synchronous={'FULL' if self.sync == 'full' else 'NORMAL'}")
-        page = db.execute("PRAGMA page_size").fetchone()[0]
-        # A hard stop well above the soft cap: SQLITE_FULL instead of a full disk.
-        db.execute(f"PRAGMA max_page_count={int(self.max_size * 1.5) // page + 4096}")
-        return db
-
-    def _quarantine(self, reason: str) -> None:
-        stamp = time.strftime("%Y%m%dT%H%M%S")
-        for suffix in ("", "-wal", "-shm"):
-            src = Path(f"{self.path}{suffix}")
-            if src.exists():
-                dst = Path(f"{self.path}.corrupt-{stamp}{suffix}")
-                src.rename(dst)
-                if not suffix:
-                    self.stats.quarantined.append(str(dst))
-        log.error(
-            "buffer %s is unreadable (%s): moved aside to %s.corrupt-%s, starting a fresh "
-            "one; recover data from the old file with sqlite3 if needed",
-            self.path,
-            reason,
-            self.path,
-            stamp,
-        )
+            opened = open_file(self.path, self.sync, self.max_size)
+        except (BufferUnavailable, sqlite3.Error, OSError) as err:
+            self.degraded = str(err)
+            opened = open_memory(self.path, err)
+        self._seqs, self._states = opened.seqs, opened.states
+        self.seq_floor = opened.seq_floor
+        self.stats.depth, self.stats.stored_bytes = opened.depth, opened.stored_bytes
+        self.stats.dropped = opened.dropped
+        if opened.quarantined:
+            self.stats.quarantined.append(opened.quarantined)
+        return opened.db
 
     def _serve(self, db: sqlite3.Connection) -> None:
         while True:

@@ -46,6 +46,7 @@ from tests.support.ports import LOCALHOST, free_port, port_accepts
 __all__ = ["Broker", "BrokerStartError", "EmbeddedBroker"]
 
 DEFAULT_START_TIMEOUT = 10.0
+REPO = Path(__file__).resolve().parents[2]  # for the child that imports simulators
 _POLL_INTERVAL = 0.02
 # Extra places to look for the broker binaries: Debian puts mosquitto in
 # /usr/sbin, which is not on PATH for ordinary users.
@@ -115,6 +116,10 @@ class _ProcessBroker:
 
     def _prepare(self) -> None:
         """Write config files for the current ports (called before every spawn)."""
+
+    def _env(self) -> dict[str, str] | None:
+        """The child's environment (None: ours)."""
+        return None
 
     def _ready_ports(self) -> list[int]:
         return [self._port]
@@ -255,6 +260,7 @@ class _ProcessBroker:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self._workdir,
+                env=self._env(),
             )
         deadline = time.monotonic() + self._start_timeout
         pending = list(self._ready_ports())
@@ -425,41 +431,6 @@ class Broker(_ProcessBroker):
                 raise BrokerStartError(f"mosquitto_passwd failed for user {user!r}: {output}")
 
 
-# Run by EmbeddedBroker as `python <script> PORT`.  Kept as text so the broker
-# lives in its own interpreter (killable) without shipping another module.
-_AMQTT_RUNNER = """\
-import asyncio
-import logging
-import signal
-import sys
-
-from amqtt.broker import Broker
-
-
-async def main(port: int) -> None:
-    config = {
-        "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}"}},
-        "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
-    }
-    broker = Broker(config)
-    await broker.start()
-    print(f"amqtt broker listening on 127.0.0.1:{port}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    await broker.shutdown()
-    print("amqtt broker stopped", flush=True)
-
-
-if __name__ == "__main__":
-    logging.basicConfig(level=logging.WARNING, stream=sys.stdout,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    asyncio.run(main(int(sys.argv[1])))
-"""
-
-
 class EmbeddedBroker(_ProcessBroker):
     """amqtt broker in a child Python process: plain TCP, anonymous, MQTT 3.1.1 only.
 
@@ -470,15 +441,17 @@ class EmbeddedBroker(_ProcessBroker):
 
     supports_mqtt5 = False
     _kind = "amqtt"
-    _ready_marker = re.compile(rb"amqtt broker listening")
+    _ready_marker = re.compile(rb"READY amqtt")
 
     @staticmethod
     def available() -> bool:
         """True when amqtt is installed for this interpreter (the runner uses it too)."""
         return importlib.util.find_spec("amqtt") is not None
 
-    def _prepare(self) -> None:
-        (self._workdir / "amqtt_runner.py").write_text(_AMQTT_RUNNER)
-
     def _command(self) -> list[str]:
-        return [sys.executable, str(self._workdir / "amqtt_runner.py"), str(self._port)]
+        # the demo's embedded broker, the same code the demo falls back to
+        return [sys.executable, "-m", "simulators.demo", "--serve-amqtt", str(self._port)]
+
+    def _env(self) -> dict[str, str]:
+        path = [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])]
+        return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}

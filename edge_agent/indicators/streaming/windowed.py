@@ -28,10 +28,61 @@ from .base import (
 from .stats import MAD_SCALE, fieller_crossing, mad_of_sorted
 from .window import _check_window, _Window
 
+
+class _Windowed(_Indicator):
+    """What the window indicators share: a reading slides the window and the values are
+    evaluated afresh; the state is the base's plus the window's samples. A subclass gives
+    `_evaluate`, and `_pushed` / `_expire` / `_rebuild` when it keeps more than the window."""
+
+    __slots__ = ("_win", "min_count", "min_coverage", "window_s")
+
+    def _setup(self, window_s: float, min_count: int, min_coverage: float, win: _Window) -> None:
+        self.window_s = window_s
+        self.min_count = min_count
+        self.min_coverage = min_coverage
+        self._win = win
+
+    def update(self, t: float, x: float | bool | None, good: bool = True) -> Output:
+        """Add one reading; see the package doc for skipped readings."""
+        xf = self._accept(t, x, good)
+        if xf is None:
+            return self._skip()
+        self._expire(t)
+        self._win.push(t, xf)
+        self._pushed(t, xf)
+        return self._emit(*self._evaluate())
+
+    def _expire(self, t: float) -> None:
+        self._win.expire(t)
+
+    def _pushed(self, t: float, x: float) -> None:
+        """After (t, x) joined the window."""
+
+    def _rebuild(self) -> None:
+        """After restore(): rebuild what is kept beside the window from its samples."""
+
+    def _evaluate(self) -> tuple[dict[str, Value], Quality]:
+        raise NotImplementedError
+
+    def _state_values(self) -> dict[str, Value]:
+        return self._evaluate()[0]
+
+    def state(self) -> State:
+        """JSON-safe state (the window's samples included)."""
+        return self._base_state() | self._win.state()
+
+    def restore(self, state: Mapping[str, StateValue]) -> None:
+        """Continue from `state` (from an object built with the same parameters)."""
+        self._restore_base(state)
+        self._win.restore(state)
+        self._rebuild()
+        self._refresh()
+
+
 # -- 1. rolling statistics -------------------------------------------------------------------------
 
 
-class RollingStats(_Indicator):
+class RollingStats(_Windowed):
     """count, mean, population std, min and max of the good samples in (t - window_s, t].
 
     Mean and std come from shifted running sums (see package doc); min and max from monotonic
@@ -39,7 +90,7 @@ class RollingStats(_Indicator):
     fewer than ``min_count`` samples or its coverage is below ``min_coverage * window_s``.
     """
 
-    __slots__ = ("_max", "_min", "_win", "min_count", "min_coverage", "window_s")
+    __slots__ = ("_max", "_min")
     KIND = "rolling_stats"
     VALUES = ROLLING_STATS_VALUES
     KEYS = _keys(ROLLING_STATS_VALUES)
@@ -56,35 +107,19 @@ class RollingStats(_Indicator):
         if min_count < 1:
             raise ValueError(f"min_count must be >= 1, got {min_count}")
         super().__init__()
-        self.window_s = window_s
-        self.min_count = min_count
-        self.min_coverage = min_coverage
-        self._win = _Window(window_s, max_gap_s, 1)
+        self._setup(window_s, min_count, min_coverage, _Window(window_s, max_gap_s, 1))
         self._max: deque[tuple[float, float]] = deque()  # x strictly decreasing
         self._min: deque[tuple[float, float]] = deque()  # x strictly increasing
         self._refresh()
 
-    def update(self, t: float, x: float | bool | None, good: bool = True) -> Output:
-        """Add one reading; see the package doc for skipped readings."""
-        xf = self._accept(t, x, good)
-        if xf is None:
-            return self._skip()
-        win = self._win
-        win.expire(t)
-        win.push(t, xf)
+    def _pushed(self, t: float, x: float) -> None:
+        self._push_extrema(t, x)
         mx, mn = self._max, self._min
-        while mx and mx[-1][1] <= xf:
-            mx.pop()
-        mx.append((t, xf))
-        while mn and mn[-1][1] >= xf:
-            mn.pop()
-        mn.append((t, xf))
         cutoff = t - self.window_s
         while mx[0][0] <= cutoff:
             mx.popleft()
         while mn[0][0] <= cutoff:
             mn.popleft()
-        return self._emit(*self._evaluate())
 
     def _push_extrema(self, t: float, xf: float) -> None:
         mx, mn = self._max, self._min
@@ -94,9 +129,6 @@ class RollingStats(_Indicator):
         while mn and mn[-1][1] >= xf:
             mn.pop()
         mn.append((t, xf))
-
-    def _state_values(self) -> dict[str, Value]:
-        return self._evaluate()[0]
 
     def _evaluate(self) -> tuple[dict[str, Value], Quality]:
         win = self._win
@@ -121,25 +153,17 @@ class RollingStats(_Indicator):
         good = n >= self.min_count and win.covered >= self.min_coverage * self.window_s
         return values, Quality.GOOD if good else Quality.UNCERTAIN
 
-    def state(self) -> State:
-        """JSON-safe state (the window's samples included)."""
-        return self._base_state() | self._win.state()
-
-    def restore(self, state: Mapping[str, StateValue]) -> None:
-        """Continue from `state` (from an object built with the same parameters)."""
-        self._restore_base(state)
-        self._win.restore(state)
+    def _rebuild(self) -> None:
         self._max.clear()
         self._min.clear()
         for t, x, _ in self._win.buf:
             self._push_extrema(t, x)
-        self._refresh()
 
 
 # -- 4. rate of change ----------------------------------------------------------------------------
 
 
-class RateOfChange(_Indicator):
+class RateOfChange(_Windowed):
     """Difference quotient between the oldest and the newest good sample in the window.
 
     rate = (x_newest - x_oldest) / (t_newest - t_oldest), over (t - window_s, t]; None with
@@ -148,7 +172,7 @@ class RateOfChange(_Indicator):
     than ``min_count`` samples or coverage below ``min_coverage * window_s``.
     """
 
-    __slots__ = ("_win", "min_count", "min_coverage", "window_s")
+    __slots__ = ()
     KIND = "rate_of_change"
     VALUES = RATE_OF_CHANGE_VALUES
     KEYS = _keys(RATE_OF_CHANGE_VALUES)
@@ -163,24 +187,8 @@ class RateOfChange(_Indicator):
     ) -> None:
         _check_window(window_s, min_coverage, max_gap_s)
         super().__init__()
-        self.window_s = window_s
-        self.min_count = max(2, min_count)
-        self.min_coverage = min_coverage
-        self._win = _Window(window_s, max_gap_s, 0)
+        self._setup(window_s, max(2, min_count), min_coverage, _Window(window_s, max_gap_s, 0))
         self._refresh()
-
-    def update(self, t: float, x: float | bool | None, good: bool = True) -> Output:
-        """Add one reading; see the package doc for skipped readings."""
-        xf = self._accept(t, x, good)
-        if xf is None:
-            return self._skip()
-        win = self._win
-        win.expire(t)
-        win.push(t, xf)
-        return self._emit(*self._evaluate())
-
-    def _state_values(self) -> dict[str, Value]:
-        return self._evaluate()[0]
 
     def _evaluate(self) -> tuple[dict[str, Value], Quality]:
         buf = self._win.buf
@@ -198,21 +206,11 @@ class RateOfChange(_Indicator):
         }
         return values, Quality.GOOD if good else Quality.UNCERTAIN
 
-    def state(self) -> State:
-        """JSON-safe state (the window's samples included)."""
-        return self._base_state() | self._win.state()
-
-    def restore(self, state: Mapping[str, StateValue]) -> None:
-        """Continue from `state` (from an object built with the same parameters)."""
-        self._restore_base(state)
-        self._win.restore(state)
-        self._refresh()
-
 
 # -- 6. linear trend and time to a limit -----------------------------------------------------------
 
 
-class LinearTrend(_Indicator):
+class LinearTrend(_Windowed):
     """Least-squares line over (t - window_s, t] and the time until it reaches ``limit``.
 
     The slope comes from shifted running sums (O(1) per reading, see package doc). The time to
@@ -226,7 +224,7 @@ class LinearTrend(_Indicator):
     than ``min_count`` (>= 3) samples or coverage below ``min_coverage * window_s``.
     """
 
-    __slots__ = ("_win", "confidence", "limit", "min_count", "min_coverage", "window_s")
+    __slots__ = ("confidence", "limit")
     KIND = "linear_trend"
     VALUES = LINEAR_TREND_VALUES
     KEYS = _keys(LINEAR_TREND_VALUES)
@@ -245,25 +243,10 @@ class LinearTrend(_Indicator):
         if not 0.0 < confidence < 1.0:
             raise ValueError(f"confidence must be in (0, 1), got {confidence}")
         super().__init__()
-        self.window_s, self.confidence = window_s, confidence
+        self._setup(window_s, max(3, min_count), min_coverage, _Window(window_s, max_gap_s, 2))
+        self.confidence = confidence
         self.limit = None if limit is None else float(limit)
-        self.min_count = max(3, min_count)
-        self.min_coverage = min_coverage
-        self._win = _Window(window_s, max_gap_s, 2)
         self._refresh()
-
-    def update(self, t: float, x: float | bool | None, good: bool = True) -> Output:
-        """Add one reading; see the package doc for skipped readings."""
-        xf = self._accept(t, x, good)
-        if xf is None:
-            return self._skip()
-        win = self._win
-        win.expire(t)
-        win.push(t, xf)
-        return self._emit(*self._evaluate())
-
-    def _state_values(self) -> dict[str, Value]:
-        return self._evaluate()[0]
 
     def _evaluate(self) -> tuple[dict[str, Value], Quality]:
         win = self._win
@@ -292,21 +275,11 @@ class LinearTrend(_Indicator):
         good = n >= self.min_count and win.covered >= self.min_coverage * self.window_s
         return values, Quality.GOOD if good else Quality.UNCERTAIN
 
-    def state(self) -> State:
-        """JSON-safe state (the window's samples included)."""
-        return self._base_state() | self._win.state()
-
-    def restore(self, state: Mapping[str, StateValue]) -> None:
-        """Continue from `state` (from an object built with the same parameters)."""
-        self._restore_base(state)
-        self._win.restore(state)
-        self._refresh()
-
 
 # -- 7. robust z -----------------------------------------------------------------------------------
 
 
-class RobustZ(_Indicator):
+class RobustZ(_Windowed):
     """Robust z of the newest reading: (x - median) / (1.4826 MAD) over (t - window_s, t].
 
     The window includes the newest reading. A sorted copy of the window is kept (bisect
@@ -316,7 +289,7 @@ class RobustZ(_Indicator):
     ``min_coverage * window_s``, or MAD = 0.
     """
 
-    __slots__ = ("_sorted", "_win", "min_count", "min_coverage", "window_s")
+    __slots__ = ("_sorted",)
     KIND = "robust_z"
     VALUES = ROBUST_Z_VALUES
     KEYS = _keys(ROBUST_Z_VALUES)
@@ -331,29 +304,19 @@ class RobustZ(_Indicator):
     ) -> None:
         _check_window(window_s, min_coverage, max_gap_s)
         super().__init__()
-        self.window_s = window_s
-        self.min_count = max(1, min_count)
-        self.min_coverage = min_coverage
-        self._win = _Window(window_s, max_gap_s, 0)
+        self._setup(window_s, max(1, min_count), min_coverage, _Window(window_s, max_gap_s, 0))
         self._sorted: list[float] = []
         self._refresh()
 
-    def update(self, t: float, x: float | bool | None, good: bool = True) -> Output:
-        """Add one reading; see the package doc for skipped readings."""
-        xf = self._accept(t, x, good)
-        if xf is None:
-            return self._skip()
+    def _expire(self, t: float) -> None:
         self._win.expire(t, self._drop)
-        self._win.push(t, xf)
-        bisect.insort(self._sorted, xf)
-        return self._emit(*self._evaluate())
+
+    def _pushed(self, t: float, x: float) -> None:
+        bisect.insort(self._sorted, x)
 
     def _drop(self, x: float) -> None:
         srt = self._sorted
         del srt[bisect.bisect_left(srt, x)]
-
-    def _state_values(self) -> dict[str, Value]:
-        return self._evaluate()[0]
 
     def _evaluate(self) -> tuple[dict[str, Value], Quality]:
         srt = self._sorted
@@ -369,13 +332,5 @@ class RobustZ(_Indicator):
         values: dict[str, Value] = {"z": z, "median": median, "mad": mad, "count": n}
         return values, Quality.GOOD if good else Quality.UNCERTAIN
 
-    def state(self) -> State:
-        """JSON-safe state (the window's samples included)."""
-        return self._base_state() | self._win.state()
-
-    def restore(self, state: Mapping[str, StateValue]) -> None:
-        """Continue from `state` (from an object built with the same parameters)."""
-        self._restore_base(state)
-        self._win.restore(state)
+    def _rebuild(self) -> None:
         self._sorted = sorted(x for _, x, _ in self._win.buf)
-        self._refresh()

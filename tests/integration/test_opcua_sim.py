@@ -66,7 +66,7 @@ def server_tasks() -> set[asyncio.Task[Any]]:
     for task in asyncio.all_tasks():
         code = getattr(task.get_coro(), "cr_code", None)
         filename = code.co_filename if code else ""
-        if "asyncua/server" in filename or "opcua_sim" in filename:
+        if "asyncua/server" in filename or "simulators/opcua_" in filename:
             found.add(task)
     return found
 

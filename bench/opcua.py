@@ -2,11 +2,12 @@
 
     python -m bench.opcua [--seconds 20] [--warmup 10] [--output docs/performance-opcua.md]
 
-Every party is a process of its own: an asyncua server (this module, ``--server PORT``) with
-1,000 Double variables ``ns=2;s=Bench.V0000..V0999`` under one object, all rewritten every
-100 ms in one batch per tick (``Server.write_attribute_value`` per node, which skips the
-checks of ``write_value``); a private mosquitto on a free port (tests.support.broker.Broker);
-the agent (``python -m edge_agent run CONFIG``); and, in this process, a paho subscriber on
+Every party is a process of its own: an asyncua server (bench/opcua_server.py, started as
+``python -m bench.opcua --server PORT``) with 1,000 Double variables
+``ns=2;s=Bench.V0000..V0999`` under one object, all rewritten every 100 ms in one batch per
+tick (``Server.write_attribute_value`` per node, which skips the checks of ``write_value``);
+a private mosquitto on a free port (tests.support.broker.Broker); the agent
+(``python -m edge_agent run CONFIG``); and, in this process, a paho subscriber on
 ``maintenance4/+/+/+/telemetry`` that counts the readings in every message.
 
 Scenarios (one device, 1,000 points):
@@ -34,21 +35,21 @@ import datetime as dt
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-PY = sys.executable
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-ITEMS = 1000
-TICK = 0.1  # server update period, s
+from bench.agent import write_config
+from bench.children import Children, spawn_agent, start_broker, tests_on_path
+from bench.common import PY, ROOT, tail
+from bench.opcua_server import ITEMS, TICK, serve
+from bench.proc import CLK_TCK, cpu_model, cpu_ticks, memory_kib
+from bench.report import mosquitto_banner
+from bench.subscriber import Subscriber, Telemetry
+
 TOPIC = "maintenance4/+/+/+/telemetry"
 TICKS = Path("/nonexistent")  # set in main(): the server's "monotonic tick" file
 
@@ -63,135 +64,27 @@ def ticks() -> tuple[float, int]:
     return float(t), int(k)
 
 
-# ---- the server (run as `python -m bench.opcua --server PORT`) -------------------------------
-
-
-async def _server(port: int, ticks_file: str | None = None) -> None:
-    from asyncua import Server, ua
-
-    logging_quiet()
-    server = Server()
-    await server.init()
-    server.set_endpoint(f"opc.tcp://127.0.0.1:{port}/bench")
-    server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
-    idx = await server.register_namespace("urn:bench:opcua")
-    assert idx == 2, idx
-    obj = await server.nodes.objects.add_object(ua.NodeId("Bench", idx), "2:Bench")
-    nodes = []
-    for i in range(ITEMS):
-        var = await obj.add_variable(
-            ua.NodeId(f"Bench.V{i:04d}", idx), f"2:V{i:04d}", ua.Variant(0.0, ua.VariantType.Double)
-        )
-        nodes.append(var.nodeid)
-    write = server.write_attribute_value
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    async with server:
-        print("ready", flush=True)
-        tick = 0
-        nxt = time.monotonic()
-        while not stop.is_set():
-            tick += 1
-            now = dt.datetime.now(dt.UTC)
-            for i, nid in enumerate(nodes):
-                await write(
-                    nid,
-                    ua.DataValue(
-                        ua.Variant(100.0 + i + (tick % 1000) * 0.001, ua.VariantType.Double),
-                        SourceTimestamp=now,
-                        ServerTimestamp=now,
-                    ),
-                )
-            if ticks_file and tick % 10 == 0:
-                Path(ticks_file).write_text(f"{time.monotonic()} {tick}")  # noqa: ASYNC240 - a few bytes once a second
-            nxt += TICK
-            delay = nxt - time.monotonic()
-            if delay < 0:  # late: skip the missed ticks rather than bunch them
-                nxt = time.monotonic()
-                delay = 0
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-
-
-def logging_quiet() -> None:
-    import logging
-
-    logging.basicConfig(level=logging.ERROR)
-
-
 # ---- measurement helpers ---------------------------------------------------------------------
 
 
-def cpu_ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "?"
-
-
-class Counter:
+class Counter(Subscriber):
     """paho subscriber counting readings per message, with arrival times."""
 
     def __init__(self, port: int) -> None:
-        import orjson
-        import paho.mqtt.client as mqtt
-        from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
-
-        self._loads = orjson.loads
-        self.port = port
+        super().__init__(port, TOPIC, "bench-opcua")
         self.arrivals: list[tuple[float, int]] = []
-        self._lock = threading.Lock()
-        self._ready = threading.Event()
-        self._c = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"bench-opcua-{os.getpid()}",
-            protocol=MQTTProtocolVersion.MQTTv5,
-        )
-        self._c.on_connect = lambda c, *a: c.subscribe(TOPIC, qos=1)
-        self._c.on_subscribe = lambda *a: self._ready.set()
-        self._c.on_message = self._on_message
 
-    def start(self) -> None:
-        self._c.connect("127.0.0.1", self.port, keepalive=30)
-        self._c.loop_start()
-        if not self._ready.wait(10):
-            raise RuntimeError("subscriber: no SUBACK within 10 s")
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self._c.disconnect()
-        self._c.loop_stop()
-
-    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
-        now = time.monotonic()
-        try:
-            n = len(self._loads(msg.payload)["readings"])
-        except (ValueError, KeyError, TypeError):
-            return
-        with self._lock:
-            self.arrivals.append((now, n))
+    def received(self, now: float, wall: float, msg: Telemetry) -> None:
+        with self.lock:
+            self.arrivals.append((now, msg.count))
 
     def between(self, t0: float, t1: float) -> tuple[int, int]:
-        with self._lock:
+        with self.lock:
             sel = [n for t, n in self.arrivals if t0 <= t < t1]
         return len(sel), sum(sel)
 
     def reset(self) -> None:
-        with self._lock:
+        with self.lock:
             self.arrivals.clear()
 
 
@@ -224,51 +117,30 @@ class Result:
 
 
 def agent_config(path: Path, broker_port: int, opc_port: int, buffer: Path, mode: str) -> None:
-    import yaml
-
     if mode == "subscribe":
         extra = {"mode": "subscribe", "sampling_interval": "100ms", "queue_size": 10}
     else:
         extra = {"mode": "poll"}
-    cfg = {
-        "gateway": {"id": "gw-bench", "site": "bench"},
-        "mqtt": {"url": f"mqtt://127.0.0.1:{broker_port}"},
-        "buffer": {"path": str(buffer)},
-        "log_level": "info",
-        "devices": [
-            {
-                "name": "opc",
-                "protocol": "opcua",
-                "endpoint": f"opc.tcp://127.0.0.1:{opc_port}/bench",
-                "poll_interval": "1s",
-                "points": [
-                    {"name": f"v{i:04d}", "node": f"ns=2;s=Bench.V{i:04d}", **extra}
-                    for i in range(ITEMS)
-                ],
-            }
+    device = {
+        "name": "opc",
+        "protocol": "opcua",
+        "endpoint": f"opc.tcp://127.0.0.1:{opc_port}/bench",
+        "poll_interval": "1s",
+        "points": [
+            {"name": f"v{i:04d}", "node": f"ns=2;s=Bench.V{i:04d}", **extra} for i in range(ITEMS)
         ],
     }
-    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-
-
-def stop(proc: subprocess.Popen[bytes] | None, timeout: float = 10) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def tail(path: Path, n: int = 20) -> str:
-    with contextlib.suppress(OSError):
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    return ""
+    write_config(
+        path,
+        gateway="gw-bench",
+        mqtt={"url": f"mqtt://127.0.0.1:{broker_port}"},
+        buffer={"path": str(buffer)},
+        devices=[device],
+    )
 
 
 def run_scenario(
+    children: Children,
     name: str,
     mode: str,
     work: Path,
@@ -284,20 +156,14 @@ def run_scenario(
     agent_config(config, broker_port, opc_port, buffer, mode)
     log_path = work / f"agent-{mode}.log"
     counter.reset()
-    with log_path.open("wb") as log:
-        agent = subprocess.Popen(
-            [PY, "-m", "edge_agent", "run", str(config)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
+    agent = spawn_agent(children, config, log_path)
     try:
         deadline = time.monotonic() + 60
         while not counter.arrivals:
             if agent.poll() is not None:
-                raise RuntimeError(f"agent exited ({agent.returncode})\n{tail(log_path)}")
+                raise RuntimeError(f"agent exited ({agent.returncode})\n{tail(log_path, 20)}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"no telemetry within 60 s\n{tail(log_path)}")
+                raise RuntimeError(f"no telemetry within 60 s\n{tail(log_path, 20)}")
             time.sleep(0.1)
         print(f"  {name}: first telemetry; warm-up {warmup:g} s", flush=True)
         time.sleep(warmup)
@@ -313,11 +179,11 @@ def run_scenario(
         time.sleep(seconds)
         a1, s1, t1 = cpu_ticks(agent.pid), cpu_ticks(server_pid), time.monotonic()
         k1 = ticks()
-        rss = rss_mib(agent.pid)
+        rss = memory_kib(agent.pid)[0] / 1024
         time.sleep(1.5)  # let the window's last batch arrive... but count only arrivals inside it
         msgs, readings = counter.between(t0, t1)
         if agent.poll() is not None:
-            raise RuntimeError(f"agent died during the window\n{tail(log_path)}")
+            raise RuntimeError(f"agent died during the window\n{tail(log_path, 20)}")
         return Result(
             name,
             t1 - t0,
@@ -329,7 +195,7 @@ def run_scenario(
             server_rate(k0[0], k1[0], k0[1], k1[1]),
         )
     finally:
-        stop(agent)
+        children.stop(agent)
 
 
 def table(results: list[Result], floor: tuple[float, float, float]) -> str:
@@ -357,10 +223,8 @@ def versions() -> str:
     for pkg in ("asyncua", "paho-mqtt"):
         with contextlib.suppress(Exception):
             out.append(f"{pkg} {version(pkg)}")
-    with contextlib.suppress(Exception):
-        mq = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        v = subprocess.run([mq, "-h"], capture_output=True, text=True).stdout.splitlines()[0]
-        out.append(v.strip())
+    if banner := mosquitto_banner():
+        out.append(banner.strip())
     return ", ".join(out)
 
 
@@ -396,7 +260,7 @@ the same 1,000 via polling at 1 s. Produced by `bench/opcua.py`.
 python -m bench.opcua --seconds {args.seconds:g} --warmup {args.warmup:g}
 ```
 
-- Machine: {os.cpu_count()} vCPU ({cpu_model()}), Linux {platform.release()}, Python
+- Machine: {os.cpu_count()} vCPU ({cpu_model("?")}), Linux {platform.release()}, Python
   {platform.python_version()}; {versions()}. The machine is shared and small: server, broker,
   agent and subscriber all run on it, so treat the figures as ±10-20 %.
 - Server: asyncua in its own process, 1,000 Double variables `ns=2;s=Bench.V0000..V0999`
@@ -450,33 +314,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ticks-file", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.server is not None:
-        asyncio.run(_server(args.server, args.ticks_file))
+        asyncio.run(serve(args.server, args.ticks_file))
         return 0
 
-    sys.path.insert(0, str(ROOT))
-    from tests.support.broker import Broker
+    tests_on_path()
     from tests.support.ports import free_port
 
     global TICKS
     work = Path(tempfile.mkdtemp(prefix="bench-opcua-"))
     TICKS = work / "ticks"
-    server: subprocess.Popen[bytes] | None = None
+    children = Children()
     broker = None
     counter = None
     try:
-        broker = Broker(workdir=work / "broker").start()
+        broker = start_broker(work / "broker")
         opc_port = free_port()
         server_log = work / "server.log"
-        server = subprocess.Popen(
-            [PY, "-m", "bench.opcua", "--server", str(opc_port), "--ticks-file", str(TICKS)],
-            stdout=subprocess.PIPE,
-            stderr=server_log.open("wb"),
-            cwd=ROOT,
-        )
+        argv = [PY, "-m", "bench.opcua", "--server", str(opc_port), "--ticks-file", str(TICKS)]
+        with server_log.open("wb") as err:
+            server = children.spawn(argv, stdout=subprocess.PIPE, stderr=err)
         assert server.stdout is not None
         line = server.stdout.readline().decode().strip()
         if line != "ready":
-            raise RuntimeError(f"server did not start: {line!r}\n{tail(server_log)}")
+            raise RuntimeError(f"server did not start: {line!r}\n{tail(server_log, 20)}")
         print(f"server pid {server.pid} on {opc_port}; broker {broker.url}", flush=True)
         time.sleep(2)
         k0 = ticks()
@@ -492,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, mode in (("A subscribe 100ms, queue 10", "subscribe"), ("B poll 1s", "poll")):
             results.append(
                 run_scenario(
+                    children,
                     name,
                     mode,
                     work,
@@ -523,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if counter is not None:
             counter.close()
-        stop(server)
+        children.stop_all()
         if broker is not None:
             broker.close()
         shutil.rmtree(work, ignore_errors=True)

@@ -30,7 +30,6 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from types import TracebackType
 from typing import Any
 
 from pymodbus.constants import ExcCodes
@@ -40,6 +39,7 @@ from pymodbus.server.requesthandler import ServerRequestHandler
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from .degradation import condition_at
+from .lifecycle import ServerLifecycle
 from .plant import (
     BEARING_NAMES,
     NOMINAL,
@@ -180,7 +180,7 @@ class _PlcServer(ModbusTcpServer):
         return list(self.active_connections.values())  # type: ignore[arg-type]
 
 
-class ModbusSimulator:
+class ModbusSimulator(ServerLifecycle):
     """A simulated pump PLC speaking Modbus TCP; see ``simulators/README.md``.
 
     Several simulators can run in one event loop on different ports: all
@@ -263,28 +263,6 @@ class ModbusSimulator:
         await server.shutdown()
         if connections:
             await asyncio.wait([c.closed for c in connections], timeout=2.0)
-
-    async def restart(self) -> None:
-        """Stop, then listen again on the same port."""
-        await self.stop()
-        await self.start()
-
-    async def __aenter__(self) -> ModbusSimulator:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def port(self) -> int:
-        """The listening port (the requested one until first started)."""
-        return self._port
 
     @property
     def running(self) -> bool:

@@ -33,12 +33,12 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 from asyncua import Server, ua
 from cryptography import x509
 
+from .lifecycle import ServerLifecycle
 from .opcua_model import MotorReading, nominal_reading
 from .opcua_security import (
     check_client,
@@ -87,7 +87,7 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 
-class OpcUaSimulator(MotorValues):
+class OpcUaSimulator(ServerLifecycle, MotorValues):
     """Motor 7 served over OPC UA; see ``simulators/README.md``.
 
     Several simulators can run in one event loop on different ports.  Values pinned with
@@ -208,28 +208,6 @@ class OpcUaSimulator(MotorValues):
         pending = [t for p in protocols for t in (getattr(p, "_task", None),) if t is not None]
         if pending:
             await asyncio.wait(pending, timeout=2.0)
-
-    async def restart(self) -> None:
-        """Stop, then listen again on the same port (the address space is kept)."""
-        await self.stop()
-        await self.start()
-
-    async def __aenter__(self) -> OpcUaSimulator:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.stop()
-
-    @property
-    def port(self) -> int:
-        """The listening port (the requested one until first started)."""
-        return self._port
 
     @property
     def endpoint(self) -> str:

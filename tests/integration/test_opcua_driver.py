@@ -29,9 +29,7 @@ from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.crypto.truststore import TrustStore
 from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 
 from edge_agent.config.opcua import OpcUaDevice
 from edge_agent.drivers.base import DeviceUnavailable
@@ -46,7 +44,7 @@ from edge_agent.drivers.opcua.security import (
 )
 from edge_agent.readings import Quality, Reading
 from simulators.opcua_sim import NAMESPACE_URI, OpcUaSimulator
-from tests.support.certs import make_test_pki
+from tests.support.certs import make_test_pki, self_signed_rsa
 from tests.support.proxy import CuttableProxy
 from tests.support.uaproxy import RenewalProxy
 
@@ -77,40 +75,6 @@ TYPES: list[tuple[str, VT, Any, Any, Any, Any]] = [
 ]
 
 
-def _server_certificate(directory: Path) -> tuple[Path, Path]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "edge-agent test server")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.UniformResourceIdentifier(f"{NS}:server"), x509.DNSName("localhost")]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    directory.mkdir(parents=True, exist_ok=True)
-    cert_path, key_path = directory / "server.der", directory / "server-key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.DER))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 USER, PASSWORD = "edge", "pompe-101 ✓ s3cret"
 
 
@@ -132,7 +96,9 @@ class UaTestServer:
 
     def __init__(self, pki: Path) -> None:
         self.pki = pki
-        self.cert, self.key = _server_certificate(pki / "server")
+        self.cert, self.key = self_signed_rsa(
+            pki / "server", "edge-agent test server", f"{NS}:server", server=True, stem="server"
+        )
         self.client_cert, self.client_key = make_client_certificate(
             pki / "client", APP_URI, socket.gethostname()
         )

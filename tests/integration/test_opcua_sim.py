@@ -25,9 +25,6 @@ from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
 from asyncua.crypto.truststore import TrustStore
 from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from simulators.opcua_model import BPFO_ORDER, SAMPLE_RATE_HZ, waveform
 from simulators.opcua_sim import (
@@ -36,6 +33,7 @@ from simulators.opcua_sim import (
     TYPE_VALUES,
     OpcUaSimulator,
 )
+from tests.support.certs import self_signed_rsa
 
 REPO = Path(__file__).resolve().parents[2]
 SHAFT_HZ = 1485.0 / 60.0
@@ -310,33 +308,7 @@ async def test_stop_and_restart_on_the_same_port() -> None:
 
 def client_certificate(directory: Path) -> tuple[Path, Path]:
     """A self-signed client certificate (DER) and key (PEM), as a third-party tool makes."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "edge-agent test client")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1))
-        .not_valid_after(now + dt.timedelta(days=30))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.UniformResourceIdentifier(CLIENT_URI)]),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "client_cert.der", directory / "client_key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.DER))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
+    return self_signed_rsa(directory, "edge-agent test client", CLIENT_URI, stem="client_cert")
 
 
 async def test_sign_and_encrypt_with_a_trusted_client_certificate(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 # Backdate validity so small clock differences never make a fresh cert "not yet valid".
@@ -210,3 +210,42 @@ def make_server_cert(pki: CertBundle, name: str) -> tuple[Path, Path]:
     return _write_cert(out / f"server-{name}.pem", cert), _write_key(
         out / f"server-{name}.key", key
     )
+
+
+def self_signed_rsa(
+    directory: Path, common_name: str, uri: str, *, server: bool = False, stem: str = "cert"
+) -> tuple[Path, Path]:
+    """An OPC UA style self-signed RSA 2048 certificate (DER, `<stem>.der`) and its key
+    (PEM, `<stem>-key.pem`), with the application URI in its SubjectAltName, as a
+    third-party server or client makes one (not `edge-agent certs`)."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    now = dt.datetime.now(dt.UTC)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    san: list[x509.GeneralName] = [x509.UniformResourceIdentifier(uri)]
+    if server:
+        san.append(x509.DNSName("localhost"))
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _BACKDATE)
+        .not_valid_after(now + _LIFETIME)
+        .add_extension(x509.SubjectAlternativeName(san), critical=False)
+    )
+    if server:
+        usage = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH])
+        builder = builder.add_extension(usage, critical=False)
+    cert = builder.sign(key, hashes.SHA256())
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_path, key_path = directory / f"{stem}.der", directory / f"{stem}-key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.DER))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path

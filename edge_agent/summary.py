@@ -58,8 +58,12 @@ def summary(loaded: Loaded) -> str:
         )
     lines.append("topics")
     lines.append(f"  {prefix}/status  (retained, last will)")
+    lines.append(f"  {prefix}/health  (retained, every {format_duration(cfg.health_interval)})")
     lines.append(f"  {prefix}/meta/<device>  (retained)")
-    lines.extend(f"  {prefix}/{d.name}/telemetry" for d in cfg.devices)
+    for d in cfg.devices:
+        lines.append(f"  {prefix}/{d.name}/telemetry")
+        if d.indicators:
+            lines.append(f"  {prefix}/{d.name}/indicators, {prefix}/{d.name}/events")
     return "\n".join(lines)
 
 

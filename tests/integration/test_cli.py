@@ -46,6 +46,7 @@ def test_check_prints_a_summary_without_secrets(tmp_path: Path) -> None:
                     {"name": "p", "address": 0, "type": "float32"},
                     {"name": "q", "address": 100},
                 ],
+                "indicators": [{"name": "p_high", "kind": "threshold", "source": "p", "high": 9}],
             }
         ],
         mqtt={"username": "edge", "password_file": "mqtt.pass"},
@@ -56,7 +57,10 @@ def test_check_prints_a_summary_without_secrets(tmp_path: Path) -> None:
     assert "very-secret-file-password" not in out + proc.stderr
     assert f"password from file {tmp_path / 'mqtt.pass'}" in out
     assert "pump-101  modbus-tcp 10.0.0.5:502 unit 1, every 1s, 2 points in 2 requests" in out
-    assert "maintenance4/test/gw-test/pump-101/telemetry" in out
+    prefix = "maintenance4/test/gw-test"
+    assert f"\n  {prefix}/health  (retained, every 1m)\n" in out
+    assert f"\n  {prefix}/pump-101/telemetry\n" in out
+    assert f"\n  {prefix}/pump-101/indicators, {prefix}/pump-101/events" in out
     assert "TLS on" in out
 
 

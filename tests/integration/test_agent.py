@@ -77,14 +77,13 @@ def seqs_in_order(messages: list[dict[str, Any]]) -> list[int]:
 
 
 def test_readings_flow_end_to_end(
-    tmp_path: Path,
     broker: Broker,
     modbus_sim: SimThread,
-    agent_factory: AgentFactory,
+    start_agent: Callable[..., AgentProcess],
     subscriber_factory: SubscriberFactory,
 ) -> None:
     sub = subscriber_factory(broker.url, f"{PREFIX}/#")
-    agent = agent_factory(write_config(tmp_path / "a.yaml", broker.url, [pump(modbus_sim.port)]))
+    agent = start_agent(broker.url, [pump(modbus_sim.port)])
     msgs = wait_telemetry(sub, 3)
     assert [m["seq"] for m in msgs[:3]] == [1, 2, 3]
     first = msgs[0]
@@ -120,14 +119,13 @@ def test_readings_flow_end_to_end(
 
 
 def test_sigterm_flushes_says_offline_and_exits_0(
-    tmp_path: Path,
     broker: Broker,
     modbus_sim: SimThread,
-    agent_factory: AgentFactory,
+    start_agent: Callable[..., AgentProcess],
     subscriber_factory: SubscriberFactory,
 ) -> None:
     sub = subscriber_factory(broker.url, f"{PREFIX}/#")
-    agent = agent_factory(write_config(tmp_path / "a.yaml", broker.url, [pump(modbus_sim.port)]))
+    agent = start_agent(broker.url, [pump(modbus_sim.port)])
     wait_telemetry(sub, 3)
     started = time.monotonic()
     agent.signal(signal.SIGTERM)
@@ -167,18 +165,13 @@ def test_seq_continues_after_a_restart(
 
 
 def test_kill_9_leaves_the_last_will(
-    tmp_path: Path,
     fresh_broker: Broker,
     modbus_sim: SimThread,
-    agent_factory: AgentFactory,
+    start_agent: Callable[..., AgentProcess],
     subscriber_factory: SubscriberFactory,
 ) -> None:
     sub = subscriber_factory(fresh_broker.url, f"{PREFIX}/status")
-    agent = agent_factory(
-        write_config(
-            tmp_path / "a.yaml", fresh_broker.url, [pump(modbus_sim.port)], mqtt={"keepalive": "1s"}
-        )
-    )
+    agent = start_agent(fresh_broker.url, [pump(modbus_sim.port)], mqtt={"keepalive": "1s"})
     sub.wait_for(lambda _: status(sub) == ["online"])
     agent.kill()
     sub.wait_for(lambda _: status(sub)[-1:] == ["offline"], timeout=10)
@@ -232,21 +225,14 @@ def test_sighup_reloads_and_a_bad_reload_keeps_the_running_config(
 
 
 def test_a_dead_device_does_not_stop_the_others(
-    tmp_path: Path,
     broker: Broker,
     sim_factory: Callable[..., SimThread],
-    agent_factory: AgentFactory,
+    start_agent: Callable[..., AgentProcess],
     subscriber_factory: SubscriberFactory,
 ) -> None:
     healthy, flaky = sim_factory(), sim_factory()
     sub = subscriber_factory(broker.url, f"{PREFIX}/+/telemetry")
-    agent = agent_factory(
-        write_config(
-            tmp_path / "a.yaml",
-            broker.url,
-            [pump(healthy.port, "pump-101"), pump(flaky.port, "pump-102")],
-        )
-    )
+    agent = start_agent(broker.url, [pump(healthy.port, "pump-101"), pump(flaky.port, "pump-102")])
     wait_telemetry(sub, 2, "pump-102")
     flaky.stop()
     sub.wait_for(
@@ -268,22 +254,17 @@ def test_a_dead_device_does_not_stop_the_others(
 
 
 def test_uplink_outage_loses_nothing(
-    tmp_path: Path,
     broker: Broker,
     modbus_sim: SimThread,
-    agent_factory: AgentFactory,
+    start_agent: Callable[..., AgentProcess],
     subscriber_factory: SubscriberFactory,
 ) -> None:
     """The link to the broker is cut for 2 s (the subscriber stays connected): every message
     polled meanwhile arrives once the link is back, in order."""
     sub = subscriber_factory(broker.url, f"{PREFIX}/+/telemetry")
     with CuttableProxy(broker.port) as link:
-        agent = agent_factory(
-            write_config(
-                tmp_path / "a.yaml",
-                link.url,
-                [pump(modbus_sim.port, poll_interval="100ms", timeout="100ms")],
-            )
+        agent = start_agent(
+            link.url, [pump(modbus_sim.port, poll_interval="100ms", timeout="100ms")]
         )
         wait_telemetry(sub, 3)
         link.cut()
@@ -327,16 +308,13 @@ def test_a_silently_dead_link_is_noticed_by_keepalive(
 
 
 def test_broker_restart_is_survived(
-    tmp_path: Path,
     fresh_broker: Broker,
     modbus_sim: SimThread,
-    agent_factory: AgentFactory,
+    start_agent: Callable[..., AgentProcess],
     subscriber_factory: SubscriberFactory,
 ) -> None:
     sub = subscriber_factory(fresh_broker.url, f"{PREFIX}/#")
-    agent = agent_factory(
-        write_config(tmp_path / "a.yaml", fresh_broker.url, [pump(modbus_sim.port)])
-    )
+    agent = start_agent(fresh_broker.url, [pump(modbus_sim.port)])
     wait_telemetry(sub, 2)
     fresh_broker.stop()
     agent.wait_log("MQTT: disconnected")
@@ -369,36 +347,28 @@ def test_mqtt_3_1_1_works_and_warns_that_refusals_are_invisible(
 
 
 def test_tls_with_a_test_ca(
-    tmp_path: Path,
     broker: Broker,
     pki: Any,
     modbus_sim: SimThread,
-    agent_factory: AgentFactory,
+    start_agent: Callable[..., AgentProcess],
     subscriber_factory: SubscriberFactory,
 ) -> None:
     sub = subscriber_factory(broker.url, f"{PREFIX}/+/telemetry")
-    agent = agent_factory(
-        write_config(
-            tmp_path / "a.yaml",
-            broker.tls_url,
-            [pump(modbus_sim.port)],
-            mqtt={"tls": {"ca_file": str(pki.ca_file)}},
-        )
+    agent = start_agent(
+        broker.tls_url, [pump(modbus_sim.port)], mqtt={"tls": {"ca_file": str(pki.ca_file)}}
     )
     wait_telemetry(sub, 2)
     assert agent.terminate() == 0
 
 
 def test_tls_refuses_a_broker_signed_by_another_ca(
-    tmp_path: Path, broker: Broker, pki: Any, modbus_sim: SimThread, agent_factory: AgentFactory
+    broker: Broker,
+    pki: Any,
+    modbus_sim: SimThread,
+    start_agent: Callable[..., AgentProcess],
 ) -> None:
-    agent = agent_factory(
-        write_config(
-            tmp_path / "a.yaml",
-            broker.tls_url,
-            [pump(modbus_sim.port)],
-            mqtt={"tls": {"ca_file": str(pki.wrong_ca_file)}},
-        )
+    agent = start_agent(
+        broker.tls_url, [pump(modbus_sim.port)], mqtt={"tls": {"ca_file": str(pki.wrong_ca_file)}}
     )
     log = agent.wait_log("certificate not trusted")
     assert "check that mqtt.tls.ca_file holds the CA" in log
@@ -407,22 +377,16 @@ def test_tls_refuses_a_broker_signed_by_another_ca(
 
 
 def test_tls_checks_the_broker_host_name(
-    tmp_path: Path,
     broker_factory: Callable[..., Broker],
     pki: Any,
     modbus_sim: SimThread,
-    agent_factory: AgentFactory,
+    start_agent: Callable[..., AgentProcess],
 ) -> None:
     """A certificate from the right CA but for another host is refused: hostname checking is on."""
     cert, key = make_server_cert(pki, "other-broker.example")
     impostor = broker_factory(tls=dataclasses.replace(pki, server_cert=cert, server_key=key))
-    agent = agent_factory(
-        write_config(
-            tmp_path / "a.yaml",
-            impostor.tls_url,
-            [pump(modbus_sim.port)],
-            mqtt={"tls": {"ca_file": str(pki.ca_file)}},
-        )
+    agent = start_agent(
+        impostor.tls_url, [pump(modbus_sim.port)], mqtt={"tls": {"ca_file": str(pki.ca_file)}}
     )
     log = agent.wait_log("certificate not trusted")
     assert "the host name the broker's certificate was issued for" in log
@@ -430,28 +394,24 @@ def test_tls_checks_the_broker_host_name(
 
 
 def test_mutual_tls_with_a_client_certificate(
-    tmp_path: Path,
     broker_factory: Callable[..., Broker],
     pki: Any,
     modbus_sim: SimThread,
-    agent_factory: AgentFactory,
+    start_agent: Callable[..., AgentProcess],
     subscriber_factory: SubscriberFactory,
 ) -> None:
     mtls = broker_factory(tls=pki, require_certificate=True)
     sub = subscriber_factory(mtls.url, f"{PREFIX}/+/telemetry")
-    agent = agent_factory(
-        write_config(
-            tmp_path / "a.yaml",
-            mtls.tls_url,
-            [pump(modbus_sim.port)],
-            mqtt={
-                "tls": {
-                    "ca_file": str(pki.ca_file),
-                    "cert_file": str(pki.client_cert),
-                    "key_file": str(pki.client_key),
-                }
-            },
-        )
+    agent = start_agent(
+        mtls.tls_url,
+        [pump(modbus_sim.port)],
+        mqtt={
+            "tls": {
+                "ca_file": str(pki.ca_file),
+                "cert_file": str(pki.client_cert),
+                "key_file": str(pki.client_key),
+            }
+        },
     )
     wait_telemetry(sub, 2)
     assert agent.terminate() == 0

@@ -133,10 +133,9 @@ def test_opcua_machine_end_to_end(
 
 
 def test_server_restart_resumes_subscriptions_without_an_agent_restart(
-    tmp_path: Path,
     broker: Broker,
     sim_factory: Callable[..., SimThread],
-    agent_factory: Callable[..., AgentProcess],
+    start_agent: Callable[..., AgentProcess],
     subscriber_factory: Callable[..., Subscriber],
 ) -> None:
     sim = sim_factory(factory=OpcUaSimulator, deterministic=True)
@@ -159,7 +158,7 @@ def test_server_restart_resumes_subscriptions_without_an_agent_restart(
             }
         ],
     }
-    agent = agent_factory(write_config(tmp_path / "a.yaml", broker.url, [device]))
+    agent = start_agent(broker.url, [device])
 
     def qualities() -> list[str]:
         return [r["q"] for m in payloads(sub, "telemetry") for r in m["readings"]]
@@ -193,7 +192,7 @@ def test_a_failed_secure_channel_renewal_is_survived_without_an_agent_restart(
     tmp_path: Path,
     broker: Broker,
     sim_factory: Callable[..., SimThread],
-    agent_factory: Callable[..., AgentProcess],
+    start_agent: Callable[..., AgentProcess],
     subscriber_factory: Callable[..., Subscriber],
 ) -> None:
     """SignAndEncrypt with keys renewed every 1.5 s; the server answers the first renewal
@@ -241,7 +240,7 @@ def test_a_failed_secure_channel_renewal_is_survived_without_an_agent_restart(
     changer = threading.Thread(target=change, daemon=True)
     changer.start()
     try:
-        agent = agent_factory(write_config(tmp_path / "a.yaml", broker.url, [device]))
+        agent = start_agent(broker.url, [device])
         agent.wait_log(r"motor-7: unavailable.*secure channel renewal failed \(no answer\)")
         proxy.slow_renewals = 0
         sub.clear()

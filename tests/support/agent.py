@@ -27,6 +27,7 @@ __all__ = [
     "agent_factory",
     "modbus_sim",
     "sim_factory",
+    "start_agent",
     "write_config",
 ]
 
@@ -175,3 +176,23 @@ def agent_factory() -> Iterator[Callable[..., AgentProcess]]:
     yield make
     for a in made:
         a.close()
+
+
+@pytest.fixture
+def start_agent(
+    agent_factory: Callable[..., AgentProcess], tmp_path: Path
+) -> Callable[..., AgentProcess]:
+    """`start_agent(broker_url, devices, **sections)`: write `tmp_path/a.yaml` with
+    write_config and start the agent on it (env=... as for agent_factory)."""
+
+    def start(
+        broker_url: str,
+        devices: list[dict[str, Any]],
+        *,
+        env: dict[str, str] | None = None,
+        **sections: Any,
+    ) -> AgentProcess:
+        config = write_config(tmp_path / "a.yaml", broker_url, devices, **sections)
+        return agent_factory(config, env)
+
+    return start

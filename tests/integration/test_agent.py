@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tests.support.agent import AgentProcess, SimThread, write_config
+from tests.support.agent import AgentProcess, SimThread, modbus_device, write_config
 from tests.support.broker import Broker
 from tests.support.certs import make_server_cert
 from tests.support.proxy import CuttableProxy
@@ -32,19 +32,11 @@ AgentFactory = Callable[..., AgentProcess]
 SubscriberFactory = Callable[..., Subscriber]
 
 
-def pump(port: int, name: str = "pump-101", **kw: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "protocol": "modbus-tcp",
-        "host": "127.0.0.1",
-        "port": port,
-        "poll_interval": "200ms",
-        "timeout": "200ms",
-        "reconnect_delay": "200ms",
-        "reconnect_delay_max": "500ms",
-        "points": PUMP_POINTS,
-        **kw,
-    }
+def pump(
+    port: int, name: str = "pump-101", points: list[dict[str, Any]] = PUMP_POINTS, **kw: Any
+) -> dict[str, Any]:
+    backoff = {"reconnect_delay": "200ms", "reconnect_delay_max": "500ms"}
+    return modbus_device(port, points, name, **(backoff | kw))
 
 
 def telemetry(sub: Subscriber, device: str = "pump-101") -> list[dict[str, Any]]:

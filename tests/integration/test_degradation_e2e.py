@@ -23,7 +23,7 @@ from simulators import ModbusSimulator
 from simulators.degradation import condition_at, hours_to_temp_rise, hours_to_velocity
 from simulators.plant import NOMINAL
 from simulators.register_map import VIBRATION_ADDRESS
-from tests.support.agent import AgentProcess, SimThread, write_config
+from tests.support.agent import AgentProcess, SimThread, modbus_device, write_config
 from tests.support.broker import Broker
 from tests.support.subscriber import Subscriber
 
@@ -44,19 +44,14 @@ def config(tmp_path: Path, broker: Broker, port: int) -> Path:
         tmp_path / "a.yaml",
         broker.url,
         [
-            {
-                "name": "pump-101",
-                "protocol": "modbus-tcp",
-                "host": "127.0.0.1",
-                "port": port,
-                "poll_interval": "200ms",
-                "timeout": "200ms",
-                "indicator_interval": "1s",
-                "points": [
+            modbus_device(
+                port,
+                [
                     {"name": "velocity_rms", "address": 30, "type": "float32", "unit": "mm/s"},
                     {"name": "bearing_temp", "address": 5, "type": "int16", "scale": 0.1},
                 ],
-                "indicators": [
+                indicator_interval="1s",
+                indicators=[
                     {
                         "name": "de_zone",
                         "kind": "iso_zone",
@@ -74,7 +69,7 @@ def config(tmp_path: Path, broker: Broker, port: int) -> Path:
                         "on_delay": "1s",
                     },
                 ],
-            }
+            )
         ],
     )
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tests.support.agent import AgentProcess, SimThread, write_config
+from tests.support.agent import AgentProcess, SimThread, modbus_device, write_config
 from tests.support.broker import Broker
 from tests.support.subscriber import Subscriber
 
@@ -19,20 +19,15 @@ def config(tmp_path: Path, broker: Broker, port: int) -> Path:
         tmp_path / "a.yaml",
         broker.url,
         [
-            {
-                "name": "pump-101",
-                "protocol": "modbus-tcp",
-                "host": "127.0.0.1",
-                "port": port,
-                "poll_interval": "200ms",
-                "timeout": "200ms",
-                "indicator_interval": "1s",
-                "points": [
+            modbus_device(
+                port,
+                [
                     {"name": "bearing_temp", "address": 5, "type": "int16", "scale": 0.1},
                     {"name": "running", "address": 6, "type": "bool", "bit": 0},
                     {"name": "motor_current", "address": 4, "scale": 0.01},
                 ],
-                "indicators": [
+                indicator_interval="1s",
+                indicators=[
                     {
                         "name": "temp_alarm",
                         "kind": "threshold",
@@ -56,7 +51,7 @@ def config(tmp_path: Path, broker: Broker, port: int) -> Path:
                         "limit": 95,
                     },
                 ],
-            }
+            )
         ],
     )
 

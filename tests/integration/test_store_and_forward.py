@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.agent import AgentProcess, SimThread, write_config
+from tests.support.agent import AgentProcess, SimThread, modbus_device, write_config
 from tests.support.broker import Broker
 from tests.support.proxy import CuttableProxy
 from tests.support.subscriber import Subscriber
@@ -27,20 +27,15 @@ AgentFactory = Callable[..., AgentProcess]
 SubscriberFactory = Callable[..., Subscriber]
 
 
+POINTS: list[dict[str, Any]] = [
+    {"name": "discharge_pressure", "address": 0, "type": "float32"},
+    {"name": "bearing_temp", "address": 5, "type": "int16", "scale": 0.1},
+    {"name": "tag", "address": 20, "type": "string", "length": 16},
+]
+
+
 def device(name: str, port: int, interval: str = "100ms") -> dict[str, Any]:
-    return {
-        "name": name,
-        "protocol": "modbus-tcp",
-        "host": "127.0.0.1",
-        "port": port,
-        "poll_interval": interval,
-        "timeout": interval,
-        "points": [
-            {"name": "discharge_pressure", "address": 0, "type": "float32"},
-            {"name": "bearing_temp", "address": 5, "type": "int16", "scale": 0.1},
-            {"name": "tag", "address": 20, "type": "string", "length": 16},
-        ],
-    }
+    return modbus_device(port, POINTS, name, poll_interval=interval, timeout=interval)
 
 
 def arrivals(sub: Subscriber, name: str) -> list[int]:

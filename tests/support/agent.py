@@ -25,6 +25,7 @@ __all__ = [
     "AgentProcess",
     "SimThread",
     "agent_factory",
+    "modbus_device",
     "modbus_sim",
     "sim_factory",
     "start_agent",
@@ -121,6 +122,23 @@ class AgentProcess:
         if self.proc.poll() is None:
             self.kill()
         self._log.close()
+
+
+def modbus_device(
+    port: int, points: list[dict[str, Any]], name: str = "pump-101", **kw: Any
+) -> dict[str, Any]:
+    """A Modbus TCP device on 127.0.0.1:`port` polled every 200 ms (timeout 200 ms); `kw`
+    adds or overrides keys (indicators, poll_interval, ...)."""
+    return {
+        "name": name,
+        "protocol": "modbus-tcp",
+        "host": "127.0.0.1",
+        "port": port,
+        "poll_interval": "200ms",
+        "timeout": "200ms",
+        "points": points,
+        **kw,
+    }
 
 
 def write_config(
